@@ -1,0 +1,41 @@
+# The two commands: `make demo` and `make test`. Both create .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# numba's on-disk cache and the generated tensor-product kernels live inside the checkout,
+# so a second run (or a second process) pays no compile time.
+export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+export MULTILINEAR_CACHE_DIR := $(CURDIR)/.cache/multilinear
+# Two cores: numba's pool does the parallel work; BLAS inside it stays single-threaded.
+export NUMBA_NUM_THREADS ?= 2
+
+.PHONY: demo test lint bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned (a CPU build of 2.13.0 is on local disk), so e3nn does not pull another.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[torch,test,data,bench,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples data
+	$(VENV)/bin/ruff format --check src tests bench examples data
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/bench_cp.py
+
+clean:
+	rm -rf .cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""What `make demo` runs (filled in as capabilities land)."""
+
+print("multilinear demo: nothing to show yet")
