@@ -103,7 +103,9 @@ class SparseTensor:
         finite = np.isfinite(vals)
         if not finite.all():
             row = int(np.argmin(finite))
-            raise ValueError(f"value {float(vals[row])} of nonzero {row} (at {tuple(idx[row])}) is not finite")
+            raise ValueError(
+                f"value {float(vals[row])} of nonzero {row} (at {tuple(idx[row])}) is not finite"
+            )
 
         if shape is None:
             if idx.shape[0] == 0:
