@@ -1,0 +1,7 @@
+"""``python -m multilinear`` runs the command-line interface."""
+
+import sys
+
+from multilinear.cli import main
+
+sys.exit(main())
