@@ -1,0 +1,164 @@
+"""``TensorProduct``: e3nn's ``o3.TensorProduct`` as a torch module over the generated numba kernels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from multilinear.torch import _ops  # noqa: F401  (registers the multilinear:: custom ops)
+from multilinear.torch._registry import register_kernels
+
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def torch_dtype_of(irrep_dtype: Any) -> torch.dtype:
+    """The torch dtype for a problem's ``irrep_dtype`` (numpy float32 or float64)."""
+    try:
+        return _TORCH_DTYPES[np.dtype(irrep_dtype)]
+    except (KeyError, TypeError):
+        raise TypeError(f"irrep_dtype must be float32 or float64, got {irrep_dtype!r}") from None
+
+
+class TensorProduct(torch.nn.Module):
+    """The Clebsch-Gordan tensor product of a ``TPProblem``, with autograd to second order.
+
+    Same values, weight layout and broadcasting as ``e3nn.o3.TensorProduct`` built from the same irreps,
+    instructions and options, so e3nn weights work unchanged. CPU tensors of the problem's
+    ``irrep_dtype`` only. Forward, backward and double backward run as the custom ops
+    ``multilinear::tp_forward``, ``tp_backward`` and ``tp_double_backward`` (see
+    :mod:`multilinear.torch._ops`), so ``torch.compile`` keeps them in one graph.
+
+    Parameters
+    ----------
+    problem : multilinear.equivariant.TPProblem
+        The tensor product: irreps, instructions, normalisation, weight sharing and dtype.
+
+    Attributes
+    ----------
+    irreps_in1, irreps_in2, irreps_out : Irreps
+        As in the problem.
+    weight_numel : int
+        Number of weights per sample (or in total, when they are shared).
+    shared_weights, internal_weights : bool
+        As in the problem. With internal weights, ``weight`` is an ``nn.Parameter`` of shape
+        ``(weight_numel,)`` drawn from the standard normal (e3nn's initialisation); otherwise ``weight``
+        is an empty buffer, as in e3nn.
+    dtype : torch.dtype
+        ``torch.float32`` or ``torch.float64``, from ``problem.irrep_dtype``.
+    """
+
+    def __init__(self, problem: Any) -> None:
+        super().__init__()
+        from multilinear.kernels.tensor_product import get_tp_kernels
+
+        self.problem = problem
+        self.irreps_in1 = problem.irreps_in1
+        self.irreps_in2 = problem.irreps_in2
+        self.irreps_out = problem.irreps_out
+        self.instructions = problem.instructions
+        self.weight_numel = int(problem.weight_numel)
+        self.shared_weights = bool(problem.shared_weights)
+        self.internal_weights = bool(problem.internal_weights)
+        self.dtype = torch_dtype_of(problem.irrep_dtype)
+        self.spec = problem.kernel_spec(problem.irrep_dtype)
+        self._dim_in1 = self.spec.dim_in1
+        self._dim_in2 = self.spec.dim_in2
+        self._dim_out = self.spec.dim_out
+        self._handle = register_kernels(get_tp_kernels(self.spec))
+        if self.internal_weights and self.weight_numel > 0:
+            self.weight = torch.nn.Parameter(torch.randn(self.weight_numel, dtype=self.dtype))
+        else:
+            self.register_buffer("weight", torch.empty(0, dtype=self.dtype))
+
+    def extra_repr(self) -> str:
+        weights = "shared" if self.shared_weights else "per-sample"
+        if self.internal_weights:
+            weights = "internal"
+        return (
+            f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "
+            f"{len(self.spec.paths)} paths, weight_numel={self.weight_numel} ({weights}), "
+            f"dtype={str(self.dtype).replace('torch.', '')}"
+        )
+
+    def forward(self, x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Evaluate ``z = W · CG · (x ⊗ y)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape ``(..., irreps_in1.dim)``
+        y : torch.Tensor, shape ``(..., irreps_in2.dim)``
+        weight : torch.Tensor, optional
+            ``(weight_numel,)`` if the weights are shared, else ``(..., weight_numel)``. Required unless
+            the module has internal weights (or no weights at all).
+
+        Returns
+        -------
+        torch.Tensor, shape ``(..., irreps_out.dim)``
+            The leading dimensions of x, y (and per-sample weights) broadcast together, as in e3nn.
+        """
+        self._check_tensor(x, "x", self._dim_in1)
+        self._check_tensor(y, "y", self._dim_in2)
+        weight = self._resolve_weight(weight)
+        leading = [x.shape[:-1], y.shape[:-1]]
+        if not self.shared_weights and self.weight_numel > 0:
+            leading.append(weight.shape[:-1])
+        try:
+            batch_shape = torch.broadcast_shapes(*leading)
+        except RuntimeError:
+            shapes = ", ".join(str(tuple(s)) for s in leading)
+            raise ValueError(
+                f"the leading (batch) dimensions of the inputs do not broadcast: {shapes}"
+            ) from None
+        x_flat = x.expand(*batch_shape, self._dim_in1).reshape(-1, self._dim_in1)
+        y_flat = y.expand(*batch_shape, self._dim_in2).reshape(-1, self._dim_in2)
+        if self.shared_weights:
+            w_flat = weight
+        elif self.weight_numel > 0:
+            w_flat = weight.expand(*batch_shape, self.weight_numel).reshape(-1, self.weight_numel)
+        else:
+            w_flat = x.new_empty((x_flat.shape[0], 0))
+        out = torch.ops.multilinear.tp_forward(x_flat, y_flat, w_flat, self._handle)
+        return out.reshape(*batch_shape, self._dim_out)
+
+    # ----------------------------------------------------------------------------------- validation
+
+    def _check_tensor(self, tensor: Any, name: str, width: int) -> None:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        if tensor.device.type != "cpu":
+            raise ValueError(
+                f"{name} must be on the CPU (multilinear.torch has CPU kernels only), got {tensor.device}"
+            )
+        if tensor.dtype != self.dtype:
+            raise TypeError(
+                f"{name} must have dtype {self.dtype} (the problem's irrep_dtype), got {tensor.dtype}"
+            )
+        if tensor.ndim < 1 or tensor.shape[-1] != width:
+            raise ValueError(f"{name} must have shape (..., {width}), got {tuple(tensor.shape)}")
+
+    def _resolve_weight(self, weight: Tensor | None) -> Tensor:
+        if weight is None:
+            if self.internal_weights or self.weight_numel == 0:
+                return self.weight if self.weight_numel > 0 else torch.empty(0, dtype=self.dtype)
+            kind = "(weight_numel,)" if self.shared_weights else "(..., weight_numel)"
+            raise ValueError(
+                f"weights must be given (shape {kind} with weight_numel={self.weight_numel}): "
+                "this tensor product has no internal weights"
+            )
+        if self.shared_weights:
+            self._check_tensor(weight, "weight", self.weight_numel)
+            if weight.ndim != 1:
+                raise ValueError(
+                    f"shared weights must have shape ({self.weight_numel},), got {tuple(weight.shape)}"
+                )
+        else:
+            self._check_tensor(weight, "weight", self.weight_numel)
+            if weight.ndim < 2:
+                raise ValueError(
+                    f"per-sample weights must have shape (..., {self.weight_numel}) with a batch dimension, "
+                    f"got {tuple(weight.shape)}"
+                )
+        return weight
