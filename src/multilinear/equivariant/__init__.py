@@ -1,0 +1,33 @@
+"""O(3)-equivariant tensor products: irreps, Clebsch-Gordan coefficients, problems, numpy front ends.
+
+numpy only at import time; the kernels (numba) load on the first call of :func:`tensor_product`.
+
+>>> from multilinear.equivariant import Irreps, TPProblem, channelwise_problem, zoo
+>>> problem = channelwise_problem("128x0e+128x1o+128x2e", "0e+1o+2e+3o", "0e+1o+2e+3o")
+>>> problem == zoo.get("mace-large")
+True
+"""
+
+from __future__ import annotations
+
+from multilinear.equivariant import zoo
+from multilinear.equivariant.builders import channelwise_problem, fully_connected_problem
+from multilinear.equivariant.clebsch_gordan import wigner_3j
+from multilinear.equivariant.irreps import Irrep, Irreps, MulIrrep
+from multilinear.equivariant.problem import Instruction, TPProblem
+from multilinear.equivariant.wigner import random_angles, rotation_matrix, wigner_D
+
+__all__ = [
+    "Instruction",
+    "Irrep",
+    "Irreps",
+    "MulIrrep",
+    "TPProblem",
+    "channelwise_problem",
+    "fully_connected_problem",
+    "random_angles",
+    "rotation_matrix",
+    "wigner_3j",
+    "wigner_D",
+    "zoo",
+]
