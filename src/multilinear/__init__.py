@@ -9,8 +9,9 @@
 cache) on first use.
 """
 
+from multilinear.decompose import CPResult, cp_als
 from multilinear.tensor import SparseTensor
 
 __version__ = "0.1.0"
 
-__all__ = ["SparseTensor", "__version__"]
+__all__ = ["CPResult", "SparseTensor", "__version__", "cp_als"]

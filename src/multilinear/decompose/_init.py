@@ -1,0 +1,59 @@
+"""Initial factor matrices for CP-ALS: Gaussian, randomized range finder, or given by the user."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from multilinear._core.validation import check_matrix
+from multilinear.decompose._mttkrp import dense_mttkrp, mttkrp
+from multilinear.tensor.sparse import SparseTensor
+
+
+def gaussian_factors(shape: tuple[int, ...], rank: int, generator: np.random.Generator) -> list[np.ndarray]:
+    """Standard normal factors ``(I_n, rank)`` for every mode, drawn in mode order."""
+    return [generator.standard_normal((size, rank)) for size in shape]
+
+
+def range_finder_factors(
+    X: SparseTensor | np.ndarray, rank: int, generator: np.random.Generator
+) -> list[np.ndarray]:
+    """Randomized range finder: factor n > 0 spans the range of the mode-n unfolding.
+
+    The mode-n unfolding is multiplied by the Khatri-Rao product of Gaussian matrices (one MTTKRP with
+    Gaussian factors: a structured random sketch, never materialised), and the result orthonormalised by
+    QR when ``I_n >= rank`` (columns normalised otherwise). Mode 0 is Gaussian: ALS overwrites it first.
+    """
+    shape = tuple(X.shape)
+    sketch_factors = gaussian_factors(shape, rank, generator)
+    factors = [sketch_factors[0]]
+    for n in range(1, len(shape)):
+        if isinstance(X, SparseTensor):
+            sketch = mttkrp(X, sketch_factors, n)
+        else:
+            sketch = dense_mttkrp(X, sketch_factors, n)
+        norms = np.linalg.norm(sketch, axis=0)
+        empty = norms == 0
+        if empty.any():  # a zero column (few nonzeros): fill it with noise so the factor has full rank
+            sketch[:, empty] = generator.standard_normal((shape[n], int(empty.sum())))
+            norms = np.linalg.norm(sketch, axis=0)
+        if shape[n] >= rank:
+            basis, _ = np.linalg.qr(sketch)
+        else:
+            basis = sketch / norms
+        factors.append(np.ascontiguousarray(basis))
+    return factors
+
+
+def given_factors(init: Sequence[Any], shape: tuple[int, ...], rank: int) -> list[np.ndarray]:
+    """Validate user factors: N finite real matrices of shape ``(I_n, rank)``; returned as float64 copies."""
+    if len(init) != len(shape):
+        raise ValueError(
+            f"init has {len(init)} factor matrices but the tensor has {len(shape)} modes: give one per mode"
+        )
+    return [
+        np.array(check_matrix(f, f"init[{n}]", rows=shape[n], cols=rank), order="C", copy=True)
+        for n, f in enumerate(init)
+    ]

@@ -1,0 +1,82 @@
+"""Per-mode sorted layouts of a SparseTensor for the MTTKRP kernels, built once and cached on the tensor.
+
+See :mod:`multilinear.kernels.mttkrp` for what a layout holds. Each layout costs
+``nnz * ((N - 1) * 4 + 8)`` bytes with int32 rows (int64 rows when the stacked factors have ``2**31`` rows
+or more, ``(N - 1) * 8 + 8`` bytes per nonzero), plus ``8 * (I_n + 1)`` for the row pointers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from multilinear.tensor.sparse import SparseTensor
+
+
+@dataclass(frozen=True)
+class ModeLayout:
+    """Nonzeros of one mode sorted by their index in that mode.
+
+    Attributes
+    ----------
+    mode : int
+    row_ptr : ndarray of int64, shape (I_mode + 1,)
+    sorted_rows : ndarray of int32 or int64, shape (nnz, N - 1)
+        Rows of the stacked factor matrices of the other modes, in mode order.
+    sorted_values : ndarray of float64, shape (nnz,)
+    """
+
+    mode: int
+    row_ptr: np.ndarray
+    sorted_rows: np.ndarray
+    sorted_values: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the layout."""
+        return int(self.row_ptr.nbytes + self.sorted_rows.nbytes + self.sorted_values.nbytes)
+
+
+def stacked_offsets(shape: tuple[int, ...]) -> np.ndarray:
+    """First row of each mode's factor in the stacked factor matrix, shape (N,) int64."""
+    return np.concatenate(([0], np.cumsum(shape[:-1], dtype=np.int64))).astype(np.int64)
+
+
+def stack_factors(factors: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """Copy factor matrices ``(I_n, R)`` into one C-contiguous ``(sum(I_n), R)`` float64 array."""
+    total = sum(f.shape[0] for f in factors)
+    rank = factors[0].shape[1]
+    if out is None:
+        out = np.empty((total, rank), dtype=np.float64)
+    start = 0
+    for f in factors:
+        out[start : start + f.shape[0]] = f
+        start += f.shape[0]
+    return out
+
+
+def mode_layout(X: SparseTensor, mode: int) -> ModeLayout:
+    """The layout of ``mode`` for ``X``, built on first use and kept in ``X._cache``."""
+    key = ("mttkrp_layout", mode)
+    cached = X._cache.get(key)
+    if cached is not None:
+        return cached
+    from multilinear.kernels.mttkrp import build_mode_layout
+
+    row_dtype = np.int32 if sum(X.shape) < 2**31 else np.int64
+    row_ptr = np.empty(X.shape[mode] + 1, dtype=np.int64)
+    sorted_rows = np.empty((X.nnz, X.ndim - 1), dtype=row_dtype)
+    sorted_values = np.empty(X.nnz, dtype=np.float64)
+    offsets = stacked_offsets(X.shape)
+    build_mode_layout(X.indices, X.values, mode, offsets, row_ptr, sorted_rows, sorted_values)
+    layout = ModeLayout(mode, row_ptr, sorted_rows, sorted_values)
+    X._cache[key] = layout
+    return layout
+
+
+def parallel_chunks(nnz: int) -> int:
+    """Equal-nonzero ranges to hand the parallel kernels: four per numba thread, none below ~4096 nonzeros."""
+    import numba
+
+    return max(1, min(4 * numba.get_num_threads(), nnz // 4096))

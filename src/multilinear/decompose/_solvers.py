@@ -1,0 +1,148 @@
+"""Mode solvers: the one step of CP-ALS that differs between the exact and the randomized methods.
+
+The ALS loop in :mod:`multilinear.decompose.cp` is method-agnostic. For each mode ``n`` in order it calls
+``A = solver.solve(n, factors, weights)``, normalises the columns of ``A`` into ``weights``, stores
+``factors[n] = A`` and calls ``solver.factor_changed(n, A)``. A solver may keep state derived from the
+factors (Gram matrices, stacked copies, sampling trees) and update it in ``factor_changed``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from multilinear.decompose._layout import stack_factors
+from multilinear.decompose._mttkrp import dense_mttkrp, sparse_mttkrp_stacked
+from multilinear.tensor.sparse import SparseTensor
+
+# Above this estimated condition number of the R x R system the Cholesky solve is replaced by a
+# least-squares solve with the pseudo-inverse.
+_MAX_CONDITION = 1e12
+
+
+@runtime_checkable
+class ModeSolver(Protocol):
+    """Computes the new (unnormalised) factor of one mode, all other factors fixed."""
+
+    def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """The new factor of ``mode``, shape (I_mode, R), C-contiguous float64, before normalisation.
+
+        ``factors`` are the current factor matrices (those of the other modes have unit-norm columns)
+        and ``weights`` (R,) the current column weights; the returned factor absorbs the weights.
+        """
+        ...
+
+    def factor_changed(self, mode: int, factor: np.ndarray) -> None:
+        """Called after ``factors[mode]`` was replaced by ``factor`` (normalised columns)."""
+        ...
+
+
+class GramCache:
+    """The R x R Gram matrices ``U_n^T U_n`` of the factors, kept up to date one mode at a time.
+
+    Parameters
+    ----------
+    factors : list of N arrays, factor ``n`` of shape (I_n, R)
+    """
+
+    def __init__(self, factors: list[np.ndarray]) -> None:
+        self.grams = [f.T @ f for f in factors]
+
+    def update(self, mode: int, factor: np.ndarray) -> None:
+        """Recompute the Gram matrix of ``mode`` from its new ``factor``."""
+        self.grams[mode] = factor.T @ factor
+
+    def hadamard_except(self, mode: int) -> np.ndarray:
+        """Elementwise product of every Gram matrix but ``mode``'s, shape (R, R)."""
+        rank = self.grams[0].shape[0]
+        out = np.ones((rank, rank))
+        for m, g in enumerate(self.grams):
+            if m != mode:
+                out *= g
+        return out
+
+    def hadamard_all(self) -> np.ndarray:
+        """Elementwise product of all Gram matrices, shape (R, R)."""
+        return self.hadamard_except(-1)
+
+
+def solve_normal_equations(rhs: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """Solve ``A @ gram = rhs`` for A (gram symmetric positive semi-definite).
+
+    Cholesky when ``gram`` is well conditioned; otherwise (or when Cholesky fails) the minimum-norm
+    least-squares solution ``rhs @ pinv(gram)``.
+
+    Parameters
+    ----------
+    rhs : ndarray, shape (I, R)
+    gram : ndarray, shape (R, R)
+
+    Returns
+    -------
+    ndarray of float64, shape (I, R), C-contiguous
+    """
+    import scipy.linalg
+
+    if not np.any(gram):
+        return np.zeros_like(rhs)
+    try:
+        factor = scipy.linalg.cho_factor(gram, lower=True, check_finite=False)
+        diag = np.abs(np.diag(factor[0]))
+        well_conditioned = diag.min() > 0 and (diag.max() / diag.min()) ** 2 < _MAX_CONDITION
+    except np.linalg.LinAlgError:
+        well_conditioned = False
+    if well_conditioned:
+        # rhs.T is the Fortran-ordered (R, I) view of a C-ordered rhs: no copy; the result's transpose is
+        # C-ordered again.
+        solution = scipy.linalg.cho_solve(factor, rhs.T, check_finite=False)
+        return np.ascontiguousarray(solution.T)
+    return np.ascontiguousarray(rhs @ np.linalg.pinv(gram, hermitian=True))
+
+
+class ExactSolver:
+    """Exact least squares: MTTKRP, then the R x R system with the Hadamard product of the other Grams.
+
+    Parameters
+    ----------
+    X : SparseTensor or ndarray
+        The tensor; sparse MTTKRPs run in the numba kernels, dense ones through einsum/BLAS.
+    factors : list of N arrays, factor ``n`` of shape (I_n, R), C-contiguous float64
+        The initial factors.
+    grams : GramCache, optional
+        Gram matrices shared with the caller, who then keeps them up to date *before* calling
+        ``factor_changed``. When not given the solver keeps its own.
+    """
+
+    def __init__(self, X: SparseTensor | np.ndarray, factors: list[np.ndarray], *, grams=None) -> None:
+        self._X = X
+        self._sparse = isinstance(X, SparseTensor)
+        self._owns_grams = grams is None
+        self._grams = GramCache(factors) if grams is None else grams
+        self._factors = list(factors)
+        self._stacked = stack_factors(self._factors) if self._sparse else None
+        self._row_starts = np.concatenate(([0], np.cumsum([f.shape[0] for f in factors])))
+        self._latest: tuple[int, np.ndarray] | None = None
+
+    def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """MTTKRP of ``mode`` then the normal equations; ``weights`` are absorbed (not needed)."""
+        if self._sparse:
+            rhs = sparse_mttkrp_stacked(self._X, self._stacked, mode)
+        else:
+            rhs = dense_mttkrp(self._X, self._factors, mode)
+        self._latest = (mode, rhs)
+        return solve_normal_equations(rhs, self._grams.hadamard_except(mode))
+
+    def factor_changed(self, mode: int, factor: np.ndarray) -> None:
+        """Record the new factor of ``mode`` (stacked copy, Gram matrix)."""
+        self._factors[mode] = factor
+        if self._stacked is not None:
+            self._stacked[self._row_starts[mode] : self._row_starts[mode + 1]] = factor
+        if self._owns_grams:
+            self._grams.update(mode, factor)
+
+    def latest_mttkrp(self, mode: int) -> np.ndarray | None:
+        """The MTTKRP computed by the latest ``solve`` if it was for ``mode``, else None."""
+        if self._latest is not None and self._latest[0] == mode:
+            return self._latest[1]
+        return None

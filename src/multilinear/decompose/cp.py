@@ -1,0 +1,303 @@
+"""CP decomposition by alternating least squares: exact, or with the randomized solvers of ``_sketched``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from multilinear._core.rng import as_generator
+from multilinear._core.typing import RNGLike
+from multilinear._core.validation import check_choice, check_nonnegative_float, check_positive_int
+from multilinear.decompose._init import gaussian_factors, given_factors, range_finder_factors
+from multilinear.decompose._mttkrp import model_inner_product
+from multilinear.decompose._progress import NoProgress, RichProgress
+from multilinear.decompose._result import CPResult, CPTimes
+from multilinear.decompose._solvers import ExactSolver, GramCache, ModeSolver
+from multilinear.tensor.sparse import SparseTensor
+
+METHODS = ("exact", "arls-lev", "arls-lev-hybrid", "sts")
+RANDOMIZED_METHODS = METHODS[1:]
+DEFAULT_SAMPLES = 2**16
+
+Callback = Callable[[int, "float | None", list[np.ndarray]], Any]
+
+
+def cp_als(
+    X: SparseTensor | np.ndarray,
+    rank: int,
+    *,
+    method: str = "exact",
+    samples: int | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-4,
+    init: str | Sequence[np.ndarray] = "gaussian",
+    rng: RNGLike = None,
+    fit_every: int = 1,
+    progress: bool = False,
+    callback: Callback | None = None,
+) -> CPResult:
+    """Rank-``rank`` CP decomposition of ``X`` by alternating least squares.
+
+    Each iteration updates the factor of every mode in order (0, 1, ..., N-1): the new factor solves the
+    least-squares problem with all other factors fixed (exactly for ``method="exact"``: MTTKRP, then the
+    R x R normal equations whose matrix is the Hadamard product of the other factors' Gram matrices, by
+    Cholesky, or a pseudo-inverse when ill-conditioned), then its columns are normalised to unit 2-norm
+    into ``weights``. Every ``fit_every`` iterations (and at the last) the exact fit
+    ``1 - ||X - M|| / ||X||`` is computed from ``||X - M||^2 = ||X||^2 + ||M||^2 - 2 <X, M>`` (``||M||^2`` from
+    the Gram matrices, ``<X, M>`` from the last MTTKRP of the exact method or a pass over the nonzeros;
+    clamped at 0 before the square root). The loop stops when the fit improves by less than ``tol``
+    between two evaluations.
+
+    Parameters
+    ----------
+    X : SparseTensor or ndarray, shape (I_0, ..., I_{N-1}), N >= 2
+        The tensor. Must have a nonzero entry.
+    rank : int >= 1
+        Number of components R.
+    method : {"exact", "arls-lev", "arls-lev-hybrid", "sts"}
+        How each least-squares problem is solved; the randomized methods sample rows of the Khatri-Rao
+        product (``multilinear.decompose._sketched``) and need a SparseTensor (a dense X is converted).
+    samples : int, optional
+        Rows sampled per least-squares problem by the randomized methods (default ``2**16``). Not
+        accepted with ``method="exact"``.
+    max_iter : int >= 1
+        Most iterations.
+    tol : float >= 0
+        Stop when the fit improves by less than this between two evaluations (0 runs ``max_iter``).
+    init : {"gaussian", "rrf"} or sequence of N arrays of shape (I_n, R)
+        ``"gaussian"``: standard normal factors; ``"rrf"``: randomized range finder (each factor but the
+        first spans the range of the unfolding times a random Khatri-Rao sketch); or the initial factors
+        (copied; the factor of mode 0 is overwritten first, as in pyttb, so only modes 1.. matter).
+    rng : None, int, SeedSequence or Generator
+        Randomness of the initialisation and the randomized solvers; a seed gives reproducible results.
+    fit_every : int >= 1
+        Evaluate the fit every this many iterations (the tolerance test happens at evaluations).
+    progress : bool
+        Show a progress bar on stderr (iteration, fit, seconds per iteration).
+    callback : callable, optional
+        ``callback(iteration, fit, factors)`` after every iteration; ``fit`` is None in iterations where
+        it was not evaluated. Returning ``False`` (exactly) stops the loop. Do not modify ``factors``.
+
+    Returns
+    -------
+    CPResult
+        Weights ``(R,)``, factors ``(I_n, R)``, final fit, fit history, iterations, timings, and why it
+        stopped. A ``KeyboardInterrupt`` during the loop stops it cleanly: the model reached so far is
+        returned with ``stopped="interrupted"`` (its fit computed afresh) instead of the exception.
+
+    Raises
+    ------
+    TypeError
+        X of an unsupported type, non-integer rank/max_iter/fit_every/samples, callback not callable.
+    ValueError
+        Bad values: rank < 1, unknown method or init, negative tol, factor shapes, empty or all-zero X.
+    NotImplementedError
+        A randomized method when ``multilinear.decompose._sketched`` is not available.
+
+    Examples
+    --------
+    >>> import numpy as np, multilinear as ml
+    >>> rng = np.random.default_rng(0)
+    >>> A, B, C = (rng.random((n, 2)) for n in (6, 5, 4))
+    >>> X = ml.SparseTensor.from_dense(np.einsum("ir,jr,kr->ijk", A, B, C))
+    >>> res = ml.cp_als(X, 2, rng=0, tol=1e-10, max_iter=200)
+    >>> res.fit > 0.999
+    True
+    """
+    start = time.perf_counter()
+    tensor = _check_tensor(X)
+    rank = check_positive_int(rank, "rank")
+    check_choice(method, "method", METHODS)
+    max_iter = check_positive_int(max_iter, "max_iter")
+    fit_every = check_positive_int(fit_every, "fit_every")
+    tol = check_nonnegative_float(tol, "tol")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    if method == "exact":
+        if samples is not None:
+            raise ValueError("samples applies to the randomized methods (arls-lev, arls-lev-hybrid, sts)")
+    else:
+        samples = DEFAULT_SAMPLES if samples is None else check_positive_int(samples, "samples")
+        if not isinstance(tensor, SparseTensor):
+            tensor = SparseTensor.from_dense(tensor)
+    generator = as_generator(rng)
+    factors = _initial_factors(tensor, rank, init, generator)
+
+    grams = GramCache(factors)
+    if method == "exact":
+        solver: ModeSolver = ExactSolver(tensor, factors, grams=grams)
+    else:
+        solver = _sketched_solver(method, tensor, factors, samples, generator)
+    norm_x = _frobenius_norm(tensor)
+    setup = time.perf_counter() - start
+
+    state = _LoopState(factors=factors, weights=np.ones(rank))
+    reporter = RichProgress(method, rank, max_iter) if progress else NoProgress()
+    with reporter:
+        try:
+            _als_loop(tensor, solver, grams, norm_x, state, max_iter, tol, fit_every, callback, reporter)
+        except KeyboardInterrupt:
+            state.stopped = "interrupted"
+
+    fit = state.latest_fit
+    if fit is None or state.stopped == "interrupted" or state.history[-1][0] != state.iterations:
+        # the returned model was not evaluated as is: compute its fit afresh from scratch
+        fit = _fit(tensor, norm_x, state.weights, state.factors, GramCache(state.factors), None)
+    return CPResult(
+        weights=state.weights,
+        factors=state.factors,
+        fit=float(fit),
+        fit_history=tuple(state.history),
+        iterations=state.iterations,
+        times=CPTimes(
+            update=tuple(state.update_seconds),
+            fit=tuple(state.fit_seconds),
+            setup=setup,
+            total=time.perf_counter() - start,
+        ),
+        method=method,
+        rank=rank,
+        stopped=state.stopped,
+    )
+
+
+class _LoopState:
+    """What the ALS loop has reached; read back after a KeyboardInterrupt too."""
+
+    def __init__(self, factors: list[np.ndarray], weights: np.ndarray) -> None:
+        self.factors = factors
+        self.weights = weights
+        self.iterations = 0
+        self.history: list[tuple[int, float]] = []
+        self.update_seconds: list[float] = []
+        self.fit_seconds: list[float] = []
+        self.latest_fit: float | None = None
+        self.stopped = "max_iter"
+
+
+def _als_loop(
+    X: SparseTensor | np.ndarray,
+    solver: ModeSolver,
+    grams: GramCache,
+    norm_x: float,
+    state: _LoopState,
+    max_iter: int,
+    tol: float,
+    fit_every: int,
+    callback: Callback | None,
+    reporter: NoProgress | RichProgress,
+) -> None:
+    nmodes = len(state.factors)
+    for iteration in range(1, max_iter + 1):
+        t0 = time.perf_counter()
+        for mode in range(nmodes):
+            unnormalised = solver.solve(mode, state.factors, state.weights)
+            factor, weights = _normalise_columns(unnormalised)
+            state.factors[mode] = factor
+            state.weights = weights
+            grams.update(mode, factor)
+            solver.factor_changed(mode, factor)
+        t1 = time.perf_counter()
+        state.update_seconds.append(t1 - t0)
+        state.iterations = iteration
+
+        fit: float | None = None
+        if iteration % fit_every == 0 or iteration == max_iter:
+            last_mttkrp = solver.latest_mttkrp(nmodes - 1) if isinstance(solver, ExactSolver) else None
+            fit = _fit(X, norm_x, state.weights, state.factors, grams, last_mttkrp)
+            previous = state.latest_fit
+            state.latest_fit = fit
+            state.history.append((iteration, fit))
+        state.fit_seconds.append(time.perf_counter() - t1)
+        reporter.update(iteration, fit, t1 - t0)
+        if fit is not None and previous is not None and fit - previous < tol:
+            state.stopped = "converged"
+            return
+        if callback is not None and callback(iteration, fit, state.factors) is False:
+            state.stopped = "callback"
+            return
+
+
+def _fit(
+    X: SparseTensor | np.ndarray,
+    norm_x: float,
+    weights: np.ndarray,
+    factors: list[np.ndarray],
+    grams: GramCache,
+    last_mttkrp: np.ndarray | None,
+) -> float:
+    """Exact fit ``1 - ||X - M|| / ||X||``; ``last_mttkrp`` is the MTTKRP of the last mode, if current."""
+    model_norm_sq = float(weights @ grams.hadamard_all() @ weights)
+    if last_mttkrp is not None:
+        inner = float(np.sum((last_mttkrp * factors[-1]) @ weights))
+    else:
+        inner = model_inner_product(X, weights, factors)
+    residual_sq = max(norm_x**2 + model_norm_sq - 2.0 * inner, 0.0)
+    return float(1.0 - np.sqrt(residual_sq) / norm_x)
+
+
+def _normalise_columns(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Divide the columns by their 2-norms (zero columns stay zero); return (factor, norms)."""
+    norms = np.sqrt(np.einsum("ir,ir->r", factor, factor))
+    safe = np.where(norms > 0, norms, 1.0)
+    factor /= safe
+    return np.ascontiguousarray(factor), norms
+
+
+def _check_tensor(X: Any) -> SparseTensor | np.ndarray:
+    if isinstance(X, SparseTensor):
+        if X.ndim < 2:
+            raise ValueError(f"X must have at least 2 modes, got shape {X.shape}")
+        if X.nnz == 0 or not np.any(X.values):
+            raise ValueError(f"X (shape {X.shape}) has no nonzero entries: nothing to decompose")
+        return X
+    if isinstance(X, np.ndarray):
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        if X.ndim < 2:
+            raise ValueError(f"X must have at least 2 modes, got shape {X.shape}")
+        if X.size == 0:
+            raise ValueError(f"X has shape {X.shape}: it is empty")
+        dense = np.ascontiguousarray(X, dtype=np.float64)
+        if not np.all(np.isfinite(dense)):
+            raise ValueError("X has non-finite entries (nan or inf)")
+        if not np.any(dense):
+            raise ValueError(f"X (shape {X.shape}) is all zeros: nothing to decompose")
+        return dense
+    raise TypeError(f"X must be a multilinear.SparseTensor or a numpy array, got {type(X).__name__}")
+
+
+def _frobenius_norm(X: SparseTensor | np.ndarray) -> float:
+    if isinstance(X, SparseTensor):
+        return X.norm()
+    return float(np.linalg.norm(X.ravel()))
+
+
+def _initial_factors(
+    X: SparseTensor | np.ndarray, rank: int, init: Any, generator: np.random.Generator
+) -> list[np.ndarray]:
+    if isinstance(init, str):
+        check_choice(init, "init", ("gaussian", "rrf"))
+        if init == "gaussian":
+            return gaussian_factors(tuple(X.shape), rank, generator)
+        return range_finder_factors(X, rank, generator)
+    if isinstance(init, (list, tuple)):
+        return given_factors(init, tuple(X.shape), rank)
+    raise TypeError(f"init must be 'gaussian', 'rrf' or a list of factor matrices, got {type(init).__name__}")
+
+
+def _sketched_solver(
+    method: str, X: SparseTensor, factors: list[np.ndarray], samples: int, generator: np.random.Generator
+) -> ModeSolver:
+    try:
+        from multilinear.decompose._sketched import make_sketched_solver
+    except ImportError as exc:
+        if exc.name not in ("multilinear.decompose._sketched", None):
+            raise
+        raise NotImplementedError(
+            f"method {method!r} needs multilinear.decompose._sketched, which is not available yet"
+        ) from None
+    return make_sketched_solver(method, X, factors, samples=samples, rng=generator)

@@ -1,0 +1,197 @@
+"""Sparse MTTKRP kernels (matricized tensor times Khatri-Rao product) and the model inner product.
+
+Layout. The factor matrices of all modes are stacked into one C-contiguous ``(sum(I_n), R)`` array
+``stacked``; mode ``m`` occupies rows ``offsets[m] : offsets[m] + I_m``. For each mode ``n`` a *mode layout*
+holds the nonzeros sorted by their mode-``n`` index (a counting sort, built once per tensor and mode):
+
+- ``row_ptr`` ``(I_n + 1,)`` int64: the nonzeros of slice ``i`` are positions ``row_ptr[i]:row_ptr[i + 1]``;
+- ``sorted_rows`` ``(nnz, N - 1)`` int32 (or int64 when ``sum(I_n) >= 2**31``): for each nonzero, the rows
+  of ``stacked`` of the *other* modes, in mode order, already offset;
+- ``sorted_values`` ``(nnz,)`` float64.
+
+The mode-``n`` MTTKRP is then ``out[i, :] = sum_p sorted_values[p] * prod_k stacked[sorted_rows[p, k], :]``
+over the positions ``p`` of slice ``i``: a stream over three arrays with gathers from small factor rows.
+
+Parallelism. The positions are cut into ``n_chunks`` ranges of equal nonzero count (so power-law modes
+balance), each handled by one ``prange`` iteration. A chunk writes the slices it covers completely straight
+into ``out``; a slice cut by a chunk boundary (a heavy slice split across threads) is summed into a
+per-chunk partial buffer and added serially afterwards. No two threads ever write the same row.
+Loops over the rank ``R`` are innermost and contiguous.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def build_mode_layout(
+    indices, values, mode, offsets, row_ptr, sorted_rows, sorted_values
+):  # pragma: no cover
+    """Counting sort of the nonzeros by their index in ``mode`` (stable).
+
+    Parameters
+    ----------
+    indices : int64 (nnz, N)
+    values : float64 (nnz,)
+    mode : int
+    offsets : int64 (N,), first row of each mode in the stacked factors
+    row_ptr : int64 (I_mode + 1,), output
+    sorted_rows : int32 or int64 (nnz, N - 1), output: stacked rows of the other modes
+    sorted_values : float64 (nnz,), output
+    """
+    nnz, nmodes = indices.shape
+    dim = row_ptr.shape[0] - 1
+    row_ptr[:] = 0
+    for p in range(nnz):
+        row_ptr[indices[p, mode] + 1] += 1
+    for i in range(dim):
+        row_ptr[i + 1] += row_ptr[i]
+    fill = row_ptr[:-1].copy()
+    for p in range(nnz):
+        i = indices[p, mode]
+        q = fill[i]
+        fill[i] = q + 1
+        sorted_values[q] = values[p]
+        k = 0
+        for m in range(nmodes):
+            if m != mode:
+                sorted_rows[q, k] = offsets[m] + indices[p, m]
+                k += 1
+
+
+@njit(cache=True)
+def _accumulate_slice(start, stop, sorted_rows, sorted_values, stacked, acc, tmp):  # pragma: no cover
+    """acc[:] = sum over positions start..stop-1 of value * Hadamard product of the stacked rows."""
+    rank = acc.shape[0]
+    others = sorted_rows.shape[1]
+    for r in range(rank):
+        acc[r] = 0.0
+    if others == 1:
+        for q in range(start, stop):
+            v = sorted_values[q]
+            a = sorted_rows[q, 0]
+            for r in range(rank):
+                acc[r] += v * stacked[a, r]
+    elif others == 2:
+        for q in range(start, stop):
+            v = sorted_values[q]
+            a = sorted_rows[q, 0]
+            b = sorted_rows[q, 1]
+            for r in range(rank):
+                acc[r] += v * stacked[a, r] * stacked[b, r]
+    elif others == 3:
+        for q in range(start, stop):
+            v = sorted_values[q]
+            a = sorted_rows[q, 0]
+            b = sorted_rows[q, 1]
+            c = sorted_rows[q, 2]
+            for r in range(rank):
+                acc[r] += v * stacked[a, r] * stacked[b, r] * stacked[c, r]
+    else:
+        for q in range(start, stop):
+            v = sorted_values[q]
+            a = sorted_rows[q, 0]
+            for r in range(rank):
+                tmp[r] = v * stacked[a, r]
+            for k in range(1, others):
+                b = sorted_rows[q, k]
+                for r in range(rank):
+                    tmp[r] *= stacked[b, r]
+            for r in range(rank):
+                acc[r] += tmp[r]
+
+
+@njit(parallel=True, cache=True)
+def mttkrp_sorted(row_ptr, sorted_rows, sorted_values, stacked, out, n_chunks):  # pragma: no cover
+    """MTTKRP of one mode from its layout (see the module docstring); writes every row of ``out``.
+
+    Parameters
+    ----------
+    row_ptr : int64 (I + 1,)
+    sorted_rows : int32 or int64 (nnz, N - 1)
+    sorted_values : float64 (nnz,)
+    stacked : float64 (sum(I_n), R), C-contiguous
+    out : float64 (I, R), C-contiguous, output
+    n_chunks : int >= 1, number of equal-nonzero ranges processed in parallel
+    """
+    dim, rank = out.shape
+    nnz = sorted_values.shape[0]
+    for i in prange(dim):
+        for r in range(rank):
+            out[i, r] = 0.0
+    partial = np.zeros((n_chunks, 2, rank))
+    partial_row = np.full((n_chunks, 2), -1, dtype=np.int64)
+    for c in prange(n_chunks):
+        start = (c * nnz) // n_chunks
+        stop = ((c + 1) * nnz) // n_chunks
+        if start >= stop:
+            continue
+        acc = np.empty(rank)
+        tmp = np.empty(rank)
+        row = np.searchsorted(row_ptr, start, side="right") - 1
+        p = start
+        while p < stop:
+            row_stop = min(row_ptr[row + 1], stop)
+            _accumulate_slice(p, row_stop, sorted_rows, sorted_values, stacked, acc, tmp)
+            if p == row_ptr[row] and row_stop == row_ptr[row + 1]:
+                for r in range(rank):
+                    out[row, r] = acc[r]
+            else:
+                slot = 0 if p == start else 1
+                partial_row[c, slot] = row
+                for r in range(rank):
+                    partial[c, slot, r] = acc[r]
+            p = row_stop
+            if p < stop:
+                row += 1
+                while row_ptr[row + 1] <= p:
+                    row += 1
+    for c in range(n_chunks):
+        for slot in range(2):
+            row = partial_row[c, slot]
+            if row >= 0:
+                for r in range(rank):
+                    out[row, r] += partial[c, slot, r]
+
+
+@njit(parallel=True, cache=True)
+def model_inner_product(indices, values, offsets, stacked, weights, n_chunks):  # pragma: no cover
+    """<X, M> for a Kruskal model M = [[weights; factors]]: sum_p x_p * sum_r w_r prod_m U_m[i_pm, r].
+
+    Parameters
+    ----------
+    indices : int64 (nnz, N), COO coordinates of X
+    values : float64 (nnz,)
+    offsets : int64 (N,), first row of each mode in ``stacked``
+    stacked : float64 (sum(I_n), R), the stacked factor matrices
+    weights : float64 (R,)
+    n_chunks : int >= 1
+
+    Returns
+    -------
+    float
+    """
+    nnz, nmodes = indices.shape
+    rank = stacked.shape[1]
+    sums = np.zeros(n_chunks)
+    for c in prange(n_chunks):
+        start = (c * nnz) // n_chunks
+        stop = ((c + 1) * nnz) // n_chunks
+        tmp = np.empty(rank)
+        total = 0.0
+        for p in range(start, stop):
+            a = offsets[0] + indices[p, 0]
+            for r in range(rank):
+                tmp[r] = weights[r] * stacked[a, r]
+            for m in range(1, nmodes):
+                b = offsets[m] + indices[p, m]
+                for r in range(rank):
+                    tmp[r] *= stacked[b, r]
+            s = 0.0
+            for r in range(rank):
+                s += tmp[r]
+            total += values[p] * s
+        sums[c] = total
+    return sums.sum()
