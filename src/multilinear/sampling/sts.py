@@ -1,0 +1,160 @@
+"""Exact leverage-score sampling of a Khatri-Rao product without forming it (STS, NeurIPS 2023).
+
+For the Khatri-Rao product (KRP) ``K`` of every factor but one, the leverage score of the row picked by
+``(i_1, ..., i_M)`` is ``x^T G^+ x`` with ``x = U_1[i_1] * ... * U_M[i_M]`` (elementwise) and ``G`` the
+Hadamard product of the factors' Gram matrices. Rows are drawn one mode at a time from their conditional
+distributions: with ``h`` the product of the rows drawn so far, row ``i`` of mode ``t`` has probability
+proportional to ``q^T M_t q``, ``q = h * U_t[i]``, ``M_t = G^+ * G_{t+1} * ... * G_M``. Writing
+``M_t = sum_v y_v y_v^T`` (eigendecomposition) makes this a mixture of rank-one forms: first a component
+``v`` is drawn (a tree over the R components), then a row with probability proportional to
+``((y_v * h) . U_t[i])^2``, which a segment tree of partial Gram matrices over the factor's rows answers
+in O(R^2) per level. Each draw costs O(R^2 log I) per mode; the trees are rebuilt only for a factor that
+changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from multilinear._core.rng import as_generator
+from multilinear._core.typing import RNGLike
+from multilinear._core.validation import check_positive_int
+from multilinear.sampling._common import (
+    check_factors,
+    check_mode,
+    check_sample_count,
+    check_update,
+    other_modes,
+    symmetric_pinv,
+)
+from multilinear.sampling._gram_tree import GramTree, build_eigen_tree, build_gram_tree, choose_leaf_size
+
+
+class STSSampler:
+    """Draw rows of a Khatri-Rao product with probability equal to their exact leverage scores.
+
+    Parameters
+    ----------
+    factors : sequence of array_like, each of shape (I_k, R)
+        The factor matrices (N >= 2). They are copied.
+    leaf_size : int, optional
+        Factor rows per tree leaf. By default ``R``, doubled while a factor's tree would exceed 512 MiB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multilinear.sampling import STSSampler
+    >>> rng = np.random.default_rng(0)
+    >>> sampler = STSSampler([rng.random((50, 4)) for _ in range(3)])
+    >>> rows, probs = sampler.sample(exclude=1, n=8, rng=0)
+    >>> rows.shape, probs.shape
+    ((8, 2), (8,))
+    """
+
+    def __init__(self, factors: Any, *, leaf_size: int | None = None) -> None:
+        self._factors = [f.copy() for f in check_factors(factors)]
+        if leaf_size is not None:
+            leaf_size = check_positive_int(leaf_size, "leaf_size")
+        self._leaf_size = leaf_size
+        self._trees: list[GramTree] = [self._build(f) for f in self._factors]
+
+    # ------------------------------------------------------------------ state
+    @property
+    def factors(self) -> list[np.ndarray]:
+        """The factors the sampler currently holds (read-only views)."""
+        views = [f.view() for f in self._factors]
+        for v in views:
+            v.flags.writeable = False
+        return views
+
+    @property
+    def rank(self) -> int:
+        """R, the number of columns of every factor."""
+        return int(self._factors[0].shape[1])
+
+    @property
+    def tree_bytes(self) -> int:
+        """Memory held by the Gram trees, in bytes."""
+        return int(sum(t.nodes.nbytes for t in self._trees))
+
+    def _build(self, factor: np.ndarray) -> GramTree:
+        leaf = self._leaf_size or choose_leaf_size(factor.shape[0], factor.shape[1])
+        return build_gram_tree(factor, leaf)
+
+    def update(self, mode: int, factor: Any) -> None:
+        """Replace factor ``mode`` (same shape) and rebuild its tree only."""
+        mode, factor = check_update(self._factors, mode, factor)
+        self._factors[mode] = factor.copy()
+        self._trees[mode] = self._build(self._factors[mode])
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, exclude: int, n: int, rng: RNGLike = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n`` rows of the KRP of all factors but ``exclude`` by their leverage scores.
+
+        Parameters
+        ----------
+        exclude : int
+            The mode left out of the Khatri-Rao product.
+        n : int
+            Number of draws (with replacement).
+        rng : None, int, SeedSequence or Generator
+            Source of randomness; the same seed gives the same draws at any thread count.
+
+        Returns
+        -------
+        rows : ndarray of int64, shape (n, N - 1)
+            Row indices into the factors other than ``exclude``, in ascending mode order.
+        probs : ndarray of float64, shape (n,)
+            Probability of each drawn KRP row: its leverage score divided by the rank of the KRP.
+
+        Raises
+        ------
+        ValueError
+            If the Khatri-Rao product is zero (no row can be drawn).
+        """
+        from multilinear.kernels.sts_sample import sts_draw_mode
+
+        exclude = check_mode(exclude, len(self._factors), "exclude")
+        n = check_sample_count(n)
+        gen = as_generator(rng)
+        modes = other_modes(len(self._factors), exclude)
+        grams = [self._trees[k].gram for k in modes]
+        gram = np.ones((self.rank, self.rank))
+        for g in grams:
+            gram = gram * g
+        pinv, krp_rank = symmetric_pinv(gram)
+        if krp_rank == 0:
+            raise ValueError(f"the Khatri-Rao product of the factors other than mode {exclude} is zero")
+        uniforms = gen.random((len(modes), n, 2))
+        h = np.ones((n, self.rank))
+        rows = np.empty((n, len(modes)), dtype=np.int64)
+        drawn = np.empty(n, dtype=np.int64)
+        after = np.ones((self.rank, self.rank))
+        suffix = [after]
+        for g in reversed(grams[1:]):
+            after = after * g
+            suffix.append(after)
+        suffix.reverse()  # suffix[t] = Hadamard product of the Grams after position t
+        for t, k in enumerate(modes):
+            mixture = pinv * suffix[t]
+            eigval, eigvec = np.linalg.eigh(0.5 * (mixture + mixture.T))
+            scaled = np.ascontiguousarray((eigvec * np.sqrt(np.maximum(eigval, 0.0))).T)
+            eigen_nodes, padded = build_eigen_tree(scaled, grams[t])
+            tree = self._trees[k]
+            sts_draw_mode(
+                self._factors[k],
+                tree.nodes,
+                tree.n_leaves,
+                tree.leaf_size,
+                eigen_nodes,
+                padded,
+                scaled,
+                np.ascontiguousarray(uniforms[t]),
+                h,
+                drawn,
+            )
+            rows[:, t] = drawn
+        probs = np.einsum("nr,nr->n", h @ pinv, h) / krp_rank
+        return rows, np.maximum(probs, 0.0)

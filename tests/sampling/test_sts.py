@@ -1,0 +1,108 @@
+"""STSSampler against the exact leverage scores of the materialised Khatri-Rao product."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multilinear._core.threads import thread_limits
+from multilinear.sampling import STSSampler
+from tests.reference.leverage import krp_leverage_distribution
+from tests.sampling._helpers import linear_rows, pooled_chisquare_pvalue, skewed_factors
+from tests.tolerances import tol
+
+CASES = [
+    pytest.param((7, 9, 5), 3, None, id="N3-R3"),
+    pytest.param((13, 6, 11), 5, None, id="N3-R5"),
+    pytest.param((7, 9, 5, 11), 4, None, id="N4-R4"),
+    pytest.param((12, 10, 8, 5), 8, 2, id="N4-R8-leaf2"),
+    pytest.param((13, 11, 9), 6, 1, id="N3-R6-leaf1"),
+]
+
+
+@pytest.mark.parametrize(("shapes", "rank", "leaf_size"), CASES)
+def test_probs_equal_exact_leverage_scores(shapes, rank, leaf_size):
+    factors = skewed_factors(shapes, rank, seed=11)
+    sampler = STSSampler(factors, leaf_size=leaf_size)
+    for exclude in range(len(shapes)):
+        others = [factors[k] for k in range(len(shapes)) if k != exclude]
+        exact = krp_leverage_distribution(others)
+        rows, probs = sampler.sample(exclude, 2000, rng=5)
+        assert rows.dtype == np.int64 and rows.shape == (2000, len(shapes) - 1)
+        assert probs.dtype == np.float64 and probs.shape == (2000,)
+        wanted = exact[linear_rows(rows, [f.shape[0] for f in others])]
+        rel = np.max(np.abs(probs - wanted) / wanted)
+        assert rel <= tol("leverage_probs", "float64"), f"exclude={exclude}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize(("shapes", "rank", "leaf_size"), CASES)
+def test_draws_follow_exact_leverage_scores(shapes, rank, leaf_size):
+    # 60,000 draws per excluded mode; the seed is fixed, the threshold p > 1e-6 leaves a wide margin
+    factors = skewed_factors(shapes, rank, seed=23)
+    sampler = STSSampler(factors, leaf_size=leaf_size)
+    for exclude in range(len(shapes)):
+        others = [factors[k] for k in range(len(shapes)) if k != exclude]
+        exact = krp_leverage_distribution(others)
+        rows, _ = sampler.sample(exclude, 60_000, rng=101 + exclude)
+        counts = np.bincount(linear_rows(rows, [f.shape[0] for f in others]), minlength=exact.size)
+        assert counts[exact == 0].sum() == 0
+        pvalue = pooled_chisquare_pvalue(counts, exact)
+        assert pvalue > 1e-6, f"exclude={exclude}: chi-square p-value {pvalue:.3g}"
+
+
+def test_same_seed_same_draws_at_any_thread_count():
+    factors = skewed_factors((40, 30, 50), 6, seed=3)
+    sampler = STSSampler(factors)
+    with thread_limits(numba_threads=1):
+        rows_one, probs_one = sampler.sample(1, 3000, rng=42)
+    with thread_limits(numba_threads=2):
+        rows_two, probs_two = sampler.sample(1, 3000, rng=np.random.default_rng(42))
+    np.testing.assert_array_equal(rows_one, rows_two)
+    np.testing.assert_array_equal(probs_one, probs_two)
+    rows_other, _ = sampler.sample(1, 3000, rng=43)
+    assert not np.array_equal(rows_one, rows_other)
+
+
+def test_update_rebuilds_only_that_factor():
+    factors = skewed_factors((9, 8, 7), 4, seed=5)
+    sampler = STSSampler(factors)
+    replacement = skewed_factors((8,), 4, seed=99)[0]
+    sampler.update(1, replacement)
+    factors[1] = replacement
+    exact = krp_leverage_distribution([factors[0], factors[1]])
+    rows, probs = sampler.sample(2, 500, rng=0)
+    wanted = exact[linear_rows(rows, [9, 8])]
+    assert np.max(np.abs(probs - wanted) / wanted) <= tol("leverage_probs", "float64")
+    np.testing.assert_array_equal(sampler.factors[1], replacement)
+
+
+def test_input_copied_and_views_read_only():
+    factors = skewed_factors((6, 5, 4), 3, seed=1)
+    sampler = STSSampler(factors)
+    factors[0][:] = 0.0
+    assert np.any(sampler.factors[0] != 0.0)
+    with pytest.raises(ValueError):
+        sampler.factors[0][0, 0] = 1.0
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda f: STSSampler(f[:1]), ValueError, "at least 2"),
+        (lambda f: STSSampler(np.ones((3, 3))), TypeError, "list of 2-D arrays"),
+        (lambda f: STSSampler([f[0], f[1][:, :2]]), ValueError, "columns"),
+        (lambda f: STSSampler([f[0], np.ones(4)]), ValueError, "2-D"),
+        (lambda f: STSSampler([f[0], np.full((4, 3), np.nan)]), ValueError, "non-finite"),
+        (lambda f: STSSampler(f, leaf_size=0), ValueError, "leaf_size"),
+        (lambda f: STSSampler(f).sample(3, 10, rng=0), ValueError, "exclude"),
+        (lambda f: STSSampler(f).sample(1.0, 10, rng=0), TypeError, "exclude"),
+        (lambda f: STSSampler(f).sample(0, 0, rng=0), ValueError, "n must be"),
+        (lambda f: STSSampler(f).sample(0, 10, rng="seed"), TypeError, "rng"),
+        (lambda f: STSSampler(f).update(0, np.ones((5, 3))), ValueError, "rows"),
+        (lambda f: STSSampler([f[0], np.zeros((4, 3))]).sample(0, 5, rng=0), ValueError, "zero"),
+    ],
+)
+def test_bad_arguments(make, error, match):
+    factors = skewed_factors((6, 5, 4), 3, seed=1)
+    with pytest.raises(error, match=match):
+        make(factors)
