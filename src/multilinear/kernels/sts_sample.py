@@ -128,6 +128,35 @@ def _draw_row(factor, row_tree, n_leaves, leaf_size, vector, uniform):
     return row
 
 
+@njit(cache=True)
+def _draw_range(
+    start,
+    stop,
+    factor,
+    row_tree,
+    n_leaves,
+    leaf_size,
+    eigen_tree,
+    n_components_padded,
+    scaled_eigenvectors,
+    uniforms,
+    h,
+    rows_out,
+):
+    """Draw samples ``start .. stop - 1`` (see :func:`sts_draw_mode`)."""
+    rank = h.shape[1]
+    scaled = np.empty(rank)
+    for s in range(start, stop):
+        hs = h[s]
+        v = _draw_component(eigen_tree, n_components_padded, hs, uniforms[s, 0])
+        for j in range(rank):
+            scaled[j] = scaled_eigenvectors[v, j] * hs[j]
+        row = _draw_row(factor, row_tree, n_leaves, leaf_size, scaled, uniforms[s, 1])
+        rows_out[s] = row
+        for j in range(rank):
+            hs[j] *= factor[row, j]
+
+
 @njit(cache=True, parallel=True)
 def sts_draw_mode(
     factor,
@@ -157,16 +186,49 @@ def sts_draw_mode(
     rows_out : int64 (n,), out: the drawn row of each sample
     """
     n = h.shape[0]
-    rank = h.shape[1]
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for block in prange(n_blocks):
-        scaled = np.empty(rank)
-        for s in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
-            hs = h[s]
-            v = _draw_component(eigen_tree, n_components_padded, hs, uniforms[s, 0])
-            for j in range(rank):
-                scaled[j] = scaled_eigenvectors[v, j] * hs[j]
-            row = _draw_row(factor, row_tree, n_leaves, leaf_size, scaled, uniforms[s, 1])
-            rows_out[s] = row
-            for j in range(rank):
-                hs[j] *= factor[row, j]
+        _draw_range(
+            block * _BLOCK,
+            min(n, (block + 1) * _BLOCK),
+            factor,
+            row_tree,
+            n_leaves,
+            leaf_size,
+            eigen_tree,
+            n_components_padded,
+            scaled_eigenvectors,
+            uniforms,
+            h,
+            rows_out,
+        )
+
+
+@njit(cache=True)
+def sts_draw_mode_serial(
+    factor,
+    row_tree,
+    n_leaves,
+    leaf_size,
+    eigen_tree,
+    n_components_padded,
+    scaled_eigenvectors,
+    uniforms,
+    h,
+    rows_out,
+):
+    """:func:`sts_draw_mode` on one thread (small batches: no parallel start-up, same results)."""
+    _draw_range(
+        0,
+        h.shape[0],
+        factor,
+        row_tree,
+        n_leaves,
+        leaf_size,
+        eigen_tree,
+        n_components_padded,
+        scaled_eigenvectors,
+        uniforms,
+        h,
+        rows_out,
+    )

@@ -31,6 +31,8 @@ from multilinear.sampling._common import (
 )
 from multilinear.sampling._gram_tree import GramTree, build_eigen_tree, build_gram_tree, choose_leaf_size
 
+_PARALLEL_WORK = 2**20  # draws x R^2 below which one thread is faster than starting the pool
+
 
 class STSSampler:
     """Draw rows of a Khatri-Rao product with probability equal to their exact leverage scores.
@@ -114,7 +116,7 @@ class STSSampler:
         ValueError
             If the Khatri-Rao product is zero (no row can be drawn).
         """
-        from multilinear.kernels.sts_sample import sts_draw_mode
+        from multilinear.kernels.sts_sample import sts_draw_mode, sts_draw_mode_serial
 
         exclude = check_mode(exclude, len(self._factors), "exclude")
         n = check_sample_count(n)
@@ -131,6 +133,7 @@ class STSSampler:
         h = np.ones((n, self.rank))
         rows = np.empty((n, len(modes)), dtype=np.int64)
         drawn = np.empty(n, dtype=np.int64)
+        draw = sts_draw_mode if n * self.rank * self.rank >= _PARALLEL_WORK else sts_draw_mode_serial
         after = np.ones((self.rank, self.rank))
         suffix = [after]
         for g in reversed(grams[1:]):
@@ -143,7 +146,7 @@ class STSSampler:
             scaled = np.ascontiguousarray((eigvec * np.sqrt(np.maximum(eigval, 0.0))).T)
             eigen_nodes, padded = build_eigen_tree(scaled, grams[t])
             tree = self._trees[k]
-            sts_draw_mode(
+            draw(
                 self._factors[k],
                 tree.nodes,
                 tree.n_leaves,

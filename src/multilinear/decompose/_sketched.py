@@ -1,0 +1,300 @@
+"""Randomized least-squares solvers for CP-ALS: CP-ARLS-LEV (product sampler) and STS-CP (exact sampler).
+
+Each solve of mode ``n`` draws ``J`` rows of the Khatri-Rao product (KRP) of the other factors, merges
+repeated rows (their weights ``1 / (J p)`` added), and solves the reweighted problem
+``min_A || S X_(n)^T - S K A^T ||`` through its normal equations: the sampled Gram ``K_S^T W K_S`` (R x R)
+and the sampled MTTKRP ``X_(n) S^T W K_S``, whose nonzeros are found by looking up each sampled row's
+fiber in a per-mode sorted layout of the tensor (built once, cached on the tensor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from multilinear._core.rng import as_generator
+from multilinear._core.typing import RNGLike
+from multilinear._core.validation import check_choice, check_positive_int
+from multilinear.decompose._solvers import solve_normal_equations
+from multilinear.sampling import ProductLeverageSampler, STSSampler
+from multilinear.sampling._common import check_factors, check_mode, krp_rows, other_modes, row_keys
+from multilinear.tensor.sparse import SparseTensor
+
+SKETCHED_METHODS = ("arls-lev", "arls-lev-hybrid", "sts")
+
+
+@dataclass(frozen=True)
+class FiberLayout:
+    """The nonzeros of a tensor grouped by mode-``mode`` fiber (see :mod:`multilinear.kernels.sampled_mttkrp`).
+
+    Attributes
+    ----------
+    mode : int
+    fiber_keys : ndarray of int64, shape (F,)
+        Row-major key of each fiber's indices in the other modes (ascending mode order), ascending.
+    fiber_ptr : ndarray of int64, shape (F + 1,)
+    permutation : ndarray of int32 (int64 from 2**31 nonzeros), shape (nnz,)
+    """
+
+    mode: int
+    fiber_keys: np.ndarray
+    fiber_ptr: np.ndarray
+    permutation: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the layout."""
+        return int(self.fiber_keys.nbytes + self.fiber_ptr.nbytes + self.permutation.nbytes)
+
+
+def fiber_layout(X: SparseTensor, mode: int) -> FiberLayout:
+    """The fiber layout of ``mode``, built on first use and kept in ``X._cache``.
+
+    Raises
+    ------
+    ValueError
+        If the other modes have ``2**63`` index combinations or more (keys would overflow int64).
+    """
+    mode = check_mode(mode, X.ndim)
+    key = ("fiber_layout", mode)
+    cached = X._cache.get(key)
+    if cached is not None:
+        return cached
+    from multilinear.kernels.sampled_mttkrp import fiber_keys_of, fiber_ranges
+
+    others = other_modes(X.ndim, mode)
+    if float(np.prod([float(X.shape[k]) for k in others])) >= 2.0**63:
+        raise ValueError(
+            f"the modes other than {mode} of a tensor of shape {X.shape} have 2**63 index combinations or "
+            "more: sampled solves need them to fit an int64 key"
+        )
+    strides = np.zeros(X.ndim, dtype=np.int64)
+    stride = 1
+    for k in reversed(others):
+        strides[k] = stride
+        stride *= X.shape[k]
+    keys = np.empty(X.nnz, dtype=np.int64)
+    fiber_keys_of(X.indices, mode, strides, keys)
+    index_dtype = np.int32 if X.nnz < 2**31 else np.int64
+    permutation = np.argsort(keys).astype(index_dtype)
+    sorted_keys = keys[permutation]
+    del keys
+    unique_keys = np.empty(X.nnz, dtype=np.int64)
+    pointers = np.empty(X.nnz + 1, dtype=np.int64)
+    count = fiber_ranges(sorted_keys, unique_keys, pointers)
+    del sorted_keys
+    layout = FiberLayout(
+        mode=mode,
+        fiber_keys=unique_keys[:count].copy(),
+        fiber_ptr=np.append(pointers[:count], X.nnz).astype(np.int64),
+        permutation=permutation,
+    )
+    X._cache[key] = layout
+    return layout
+
+
+@dataclass(frozen=True)
+class SampledSystem:
+    """The normal equations of one sketched least-squares problem.
+
+    Attributes
+    ----------
+    gram : ndarray, shape (R, R)
+        ``K_S^T W K_S``: the sampled, reweighted Gram matrix of the Khatri-Rao product.
+    rhs : ndarray, shape (I_mode, R)
+        ``X_(mode) S^T W K_S``: the sampled MTTKRP.
+    distinct_rows : int
+        Distinct KRP rows among the draws.
+    """
+
+    gram: np.ndarray
+    rhs: np.ndarray
+    distinct_rows: int
+
+
+def sampled_system(
+    X: SparseTensor, factors: list[np.ndarray], mode: int, rows: np.ndarray, probs: np.ndarray
+) -> SampledSystem:
+    """Build the sketched normal equations of ``mode`` from drawn KRP rows.
+
+    Parameters
+    ----------
+    X : SparseTensor, shape (I_0, ..., I_{N-1})
+    factors : list of N ndarrays, factor ``k`` of shape (I_k, R)
+    mode : int
+        The mode solved for.
+    rows : ndarray of int64, shape (J, N - 1)
+        Drawn rows (indices into the other factors, ascending mode order).
+    probs : ndarray of float64, shape (J,)
+        Their probabilities; row ``s`` gets weight ``1 / (J * probs[s])`` (``inf`` gives weight 0).
+
+    Returns
+    -------
+    SampledSystem
+    """
+    from multilinear.kernels.sampled_mttkrp import find_fibers, sampled_mttkrp
+
+    others = other_modes(X.ndim, mode)
+    draws = rows.shape[0]
+    keys = row_keys(rows, [X.shape[k] for k in others])
+    unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    with np.errstate(divide="ignore"):
+        draw_weights = 1.0 / (draws * probs)  # inf probability (a hybrid filler) gives weight 0
+    weights = np.bincount(inverse.ravel(), weights=draw_weights, minlength=unique_keys.shape[0])
+    useful = weights > 0
+    unique_keys, first, weights = unique_keys[useful], first[useful], weights[useful]
+    design = krp_rows(factors, others, rows[first])
+    gram = (design * weights[:, None]).T @ design
+    layout = fiber_layout(X, mode)
+    sample_fiber = np.empty(unique_keys.shape[0], dtype=np.int64)
+    find_fibers(layout.fiber_keys, unique_keys, sample_fiber)
+    rhs = np.zeros((X.shape[mode], design.shape[1]))
+    sampled_mttkrp(
+        layout.fiber_ptr, layout.permutation, X.indices, X.values, mode, sample_fiber, weights, design, rhs
+    )
+    return SampledSystem(gram=gram, rhs=rhs, distinct_rows=int(unique_keys.shape[0]))
+
+
+class SketchedSolver:
+    """A :class:`~multilinear.decompose.ModeSolver` that solves each mode's problem on sampled KRP rows.
+
+    Parameters
+    ----------
+    sampler : STSSampler or ProductLeverageSampler
+        Holds the current factors; kept in sync through ``factor_changed``.
+    X : SparseTensor
+    samples : int
+        Rows drawn per solve (J).
+    rng : numpy Generator
+        Drawn from in every solve.
+    """
+
+    def __init__(
+        self,
+        sampler: STSSampler | ProductLeverageSampler,
+        X: SparseTensor,
+        samples: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.sampler = sampler
+        self._X = X
+        self.samples = samples
+        self._rng = rng
+        self.last_distinct_rows = 0
+
+    def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        """The new unnormalised factor of ``mode`` (I_mode, R) from ``samples`` sampled rows.
+
+        ``weights`` are not needed: the design matrix is the KRP of the other factors as given, so the
+        returned factor absorbs them.
+        """
+        rows, probs = self.sampler.sample(mode, self.samples, self._rng)
+        system = sampled_system(self._X, factors, mode, rows, probs)
+        self.last_distinct_rows = system.distinct_rows
+        return solve_normal_equations(system.rhs, system.gram)
+
+    def factor_changed(self, mode: int, factor: np.ndarray) -> None:
+        """Hand the new factor to the sampler (the STS sampler rebuilds that factor's tree)."""
+        self.sampler.update(mode, factor)
+
+
+def make_sketched_solver(
+    method: str, X: SparseTensor, factors: list[np.ndarray], *, samples: int, rng: RNGLike
+) -> SketchedSolver:
+    """The randomized mode solver of ``method`` for CP-ALS on ``X``.
+
+    Parameters
+    ----------
+    method : {"arls-lev", "arls-lev-hybrid", "sts"}
+        ``"arls-lev"``: product of the factors' leverage scores (Larsen & Kolda); ``"arls-lev-hybrid"``:
+        the same with rows of probability >= 1/J taken deterministically; ``"sts"``: exact leverage
+        scores of the Khatri-Rao product (Bharadwaj et al.).
+    X : SparseTensor, shape (I_0, ..., I_{N-1})
+    factors : list of N ndarrays, factor ``k`` of shape (I_k, R)
+        The initial factors.
+    samples : int
+        Rows drawn per least-squares solve (J).
+    rng : None, int, SeedSequence or Generator
+        Source of all draws (a Generator is used as is, so a caller's stream continues reproducibly).
+
+    Returns
+    -------
+    SketchedSolver
+    """
+    check_choice(method, "method", SKETCHED_METHODS)
+    if not isinstance(X, SparseTensor):
+        raise TypeError(f"X must be a multilinear.SparseTensor, got {type(X).__name__}")
+    samples = check_positive_int(samples, "samples")
+    checked = check_factors(factors)
+    if len(checked) != X.ndim:
+        raise ValueError(f"expected {X.ndim} factor matrices (one per mode of X), got {len(checked)}")
+    for k, f in enumerate(checked):
+        if f.shape[0] != X.shape[k]:
+            raise ValueError(f"factors[{k}] must have {X.shape[k]} rows (mode {k} of X), got {f.shape[0]}")
+    generator = as_generator(rng)
+    if method == "sts":
+        sampler: STSSampler | ProductLeverageSampler = STSSampler(checked)
+    else:
+        sampler = ProductLeverageSampler(checked, hybrid=method == "arls-lev-hybrid")
+    for mode in range(X.ndim):
+        fiber_layout(X, mode)  # build the layouts now (setup), not in the first timed solve
+    return SketchedSolver(sampler, X, samples, generator)
+
+
+def estimate_fit(
+    X: SparseTensor,
+    weights: Any,
+    factors: list[np.ndarray],
+    *,
+    samples: int = 2**16,
+    rng: RNGLike = None,
+    norm_x: float | None = None,
+) -> float:
+    """Estimate the fit ``1 - ||X - M|| / ||X||`` without a pass over all nonzeros.
+
+    ``||X - M||^2 = ||M||^2 - ||X||^2 + 2 sum_nz x (x - m)``: the first two terms are exact (``||M||^2`` from
+    the Gram matrices), the sum over the nonzeros is estimated from ``samples`` of them drawn uniformly with
+    replacement (unbiased). Its terms shrink as the model fits, so the estimate is sharpest where it
+    matters; the error of the squared residual falls like ``1/sqrt(samples)``.
+
+    Parameters
+    ----------
+    X : SparseTensor
+    weights : array_like, shape (R,)
+    factors : list of N ndarrays, factor ``k`` of shape (I_k, R)
+    samples : int
+        Nonzeros drawn.
+    rng : None, int, SeedSequence or Generator
+    norm_x : float, optional
+        ``||X||`` if known (else computed, one pass over the values).
+
+    Returns
+    -------
+    float
+    """
+    if not isinstance(X, SparseTensor):
+        raise TypeError(f"X must be a multilinear.SparseTensor, got {type(X).__name__}")
+    samples = check_positive_int(samples, "samples")
+    checked = check_factors(factors)
+    if len(checked) != X.ndim:
+        raise ValueError(f"expected {X.ndim} factor matrices, got {len(checked)}")
+    lam = np.asarray(weights, dtype=np.float64)
+    if lam.shape != (checked[0].shape[1],):
+        raise ValueError(f"weights must have shape ({checked[0].shape[1]},), got {lam.shape}")
+    generator = as_generator(rng)
+    norm = X.norm() if norm_x is None else float(norm_x)
+    if norm <= 0.0:
+        raise ValueError("X has norm 0: the fit is undefined")
+    gram = np.ones((lam.shape[0], lam.shape[0]))
+    for f in checked:
+        gram *= f.T @ f
+    model_norm_sq = float(lam @ gram @ lam)
+    picked = generator.integers(0, X.nnz, size=samples)
+    idx = X.indices[picked]
+    model_values = krp_rows(checked, list(range(X.ndim)), idx) @ lam
+    data = X.values[picked]
+    misfit = X.nnz * float(np.mean(data * (data - model_values)))  # estimates ||X||^2 - <X, M>
+    residual_sq = max(model_norm_sq - norm**2 + 2.0 * misfit, 0.0)
+    return float(1.0 - np.sqrt(residual_sq) / norm)
