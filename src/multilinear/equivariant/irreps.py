@@ -44,8 +44,8 @@ class Irrep(tuple):
                 return l
             if isinstance(l, str):
                 return _parse_irrep(l)
-            if isinstance(l, tuple) and len(l) == 2:
-                l, p = l
+            if isinstance(l, tuple) and tuple.__len__(l) == 2:
+                l, p = tuple.__getitem__(l, 0), tuple.__getitem__(l, 1)
             else:
                 raise TypeError(
                     f"Irrep needs a string like '1o', an (l, p) pair or l and p, got {type(l).__name__} {l!r}"

@@ -2,8 +2,8 @@
 
 e3nn's convention: a rotation is ``R = R_y(alpha) R_x(beta) R_y(gamma)`` (``gamma`` about Y applied first),
 and ``D^l(alpha, beta, gamma) = exp(alpha J_y) exp(beta J_x) exp(gamma J_y)`` with ``J_x, J_y`` the real
-antisymmetric generators of degree ``l`` in the real basis of :func:`real_to_complex_basis`. For ``l = 1``
-the real basis is ``(y, z, x)``, so ``D^1 = P R P.T`` with ``P`` that permutation.
+antisymmetric generators of degree ``l`` in the real basis of :func:`real_to_complex_basis` (Y is the polar
+axis). For ``l = 1`` the real basis is ``(x, y, z)`` itself: ``D^1(alpha, beta, gamma) = R``.
 
 Each exponential is evaluated by diagonalising its generator once per degree (cached), so ``D`` for many
 angles costs a few batched complex matrix products.
