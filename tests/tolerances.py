@@ -11,6 +11,7 @@ _TABLE: dict[tuple[str, type], float] = {
     # sparse CP
     ("mttkrp", np.float64): 1e-12,
     ("cp_fit_vs_pyttb", np.float64): 1e-6,
+    ("cp_fit_vs_dense", np.float64): 1e-10,
     ("leverage_probs", np.float64): 1e-10,
     # equivariant tensor products
     ("cg", np.float64): 1e-12,

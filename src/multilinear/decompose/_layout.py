@@ -75,8 +75,13 @@ def mode_layout(X: SparseTensor, mode: int) -> ModeLayout:
     return layout
 
 
+# Fewer nonzeros than this per chunk is not worth a thread (nor a parallel region).
+MIN_NONZEROS_PER_CHUNK = 16384
+
+
 def parallel_chunks(nnz: int) -> int:
-    """Equal-nonzero ranges to hand the parallel kernels: four per numba thread, none below ~4096 nonzeros."""
+    """Equal-nonzero ranges for the parallel kernels: four per numba thread, none below
+    ``MIN_NONZEROS_PER_CHUNK`` nonzeros; 1 means "run the serial kernel"."""
     import numba
 
-    return max(1, min(4 * numba.get_num_threads(), nnz // 4096))
+    return max(1, min(4 * numba.get_num_threads(), nnz // MIN_NONZEROS_PER_CHUNK))

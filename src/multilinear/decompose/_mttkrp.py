@@ -48,14 +48,14 @@ def sparse_mttkrp_stacked(
     X: SparseTensor, stacked: np.ndarray, mode: int, out: np.ndarray | None = None
 ) -> np.ndarray:
     """Mode-``mode`` MTTKRP of a SparseTensor from already stacked factors ``(sum(I_n), R)``."""
-    from multilinear.kernels.mttkrp import mttkrp_sorted
+    from multilinear.kernels.mttkrp import mttkrp_sorted, mttkrp_sorted_serial
 
     layout = mode_layout(X, mode)
     if out is None:
         out = np.empty((X.shape[mode], stacked.shape[1]), dtype=np.float64)
-    mttkrp_sorted(
-        layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, parallel_chunks(X.nnz)
-    )
+    chunks = parallel_chunks(X.nnz)
+    kernel = mttkrp_sorted if chunks > 1 else mttkrp_sorted_serial
+    kernel(layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, chunks)
     return out
 
 
@@ -90,12 +90,14 @@ def model_inner_product(
 ) -> float:
     """``<X, M>`` for the Kruskal model ``M = [[weights; factors]]``, in one pass over the nonzeros of X."""
     if isinstance(X, SparseTensor):
-        from multilinear.kernels.mttkrp import model_inner_product as kernel
+        from multilinear.kernels import mttkrp as kernels
 
         stacked = stack_factors(list(factors))
         offsets = stacked_offsets(X.shape)
         weights = np.ascontiguousarray(weights, dtype=np.float64)
-        return float(kernel(X.indices, X.values, offsets, stacked, weights, parallel_chunks(X.nnz)))
+        chunks = parallel_chunks(X.nnz)
+        kernel = kernels.model_inner_product if chunks > 1 else kernels.model_inner_product_serial
+        return float(kernel(X.indices, X.values, offsets, stacked, weights, chunks))
     last = X.ndim - 1
     partial = dense_mttkrp(X, factors, last)
     return float(np.sum((partial * factors[last]) @ weights))

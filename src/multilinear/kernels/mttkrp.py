@@ -15,7 +15,9 @@ over the positions ``p`` of slice ``i``: a stream over three arrays with gathers
 Parallelism. The positions are cut into ``n_chunks`` ranges of equal nonzero count (so power-law modes
 balance), each handled by one ``prange`` iteration. A chunk writes the slices it covers completely straight
 into ``out``; a slice cut by a chunk boundary (a heavy slice split across threads) is summed into a
-per-chunk partial buffer and added serially afterwards. No two threads ever write the same row.
+per-chunk partial buffer and added serially afterwards. No two threads ever write the same row. Tensors
+too small to gain from threads use the ``*_serial`` twins (a parallel region costs a thread wake-up, which
+on a loaded machine can take milliseconds).
 Loops over the rank ``R`` are innermost and contiguous.
 """
 
@@ -103,6 +105,67 @@ def _accumulate_slice(start, stop, sorted_rows, sorted_values, stacked, acc, tmp
                 acc[r] += tmp[r]
 
 
+@njit(cache=True)
+def _mttkrp_chunk(
+    c, n_chunks, row_ptr, sorted_rows, sorted_values, stacked, out, partial, partial_row
+):  # pragma: no cover
+    """Positions ``[c * nnz // n_chunks, (c + 1) * nnz // n_chunks)``: whole slices into ``out``, cut ones
+    into ``partial[c]``; also zeroes the empty rows after its last slice (and before its first, for c = 0)."""
+    dim, rank = out.shape
+    nnz = sorted_values.shape[0]
+    start = (c * nnz) // n_chunks
+    stop = ((c + 1) * nnz) // n_chunks
+    if start >= stop:
+        return
+    acc = np.empty(rank)
+    tmp = np.empty(rank)
+    row = np.searchsorted(row_ptr, start, side="right") - 1
+    if c == 0:
+        for i in range(row):
+            for r in range(rank):
+                out[i, r] = 0.0
+    p = start
+    while True:
+        row_stop = min(row_ptr[row + 1], stop)
+        _accumulate_slice(p, row_stop, sorted_rows, sorted_values, stacked, acc, tmp)
+        if p == row_ptr[row] and row_stop == row_ptr[row + 1]:
+            for r in range(rank):
+                out[row, r] = acc[r]
+        else:
+            slot = 0 if p == start else 1
+            partial_row[c, slot] = row
+            for r in range(rank):
+                partial[c, slot, r] = acc[r]
+        p = row_stop
+        # empty rows up to the next nonempty one (or the end) belong to this chunk
+        row += 1
+        while row < dim and row_ptr[row + 1] == row_ptr[row]:
+            for r in range(rank):
+                out[row, r] = 0.0
+            row += 1
+        if p >= stop:
+            return
+
+
+@njit(cache=True)
+def _add_partial_rows(partial, partial_row, out):  # pragma: no cover
+    """Sum the cut slices' partial rows into ``out``; partial rows come in nondecreasing row order."""
+    n_chunks, _, rank = partial.shape
+    last = -1
+    for c in range(n_chunks):
+        for slot in range(2):
+            row = partial_row[c, slot]
+            if row < 0:
+                continue
+            if row != last:
+                for r in range(rank):
+                    out[row, r] = partial[c, slot, r]
+                last = row
+            else:
+                for r in range(rank):
+                    out[row, r] += partial[c, slot, r]
+
+
 @njit(parallel=True, cache=True)
 def mttkrp_sorted(row_ptr, sorted_rows, sorted_values, stacked, out, n_chunks):  # pragma: no cover
     """MTTKRP of one mode from its layout (see the module docstring); writes every row of ``out``.
@@ -116,44 +179,52 @@ def mttkrp_sorted(row_ptr, sorted_rows, sorted_values, stacked, out, n_chunks): 
     out : float64 (I, R), C-contiguous, output
     n_chunks : int >= 1, number of equal-nonzero ranges processed in parallel
     """
-    dim, rank = out.shape
-    nnz = sorted_values.shape[0]
-    for i in prange(dim):
-        for r in range(rank):
-            out[i, r] = 0.0
+    rank = out.shape[1]
+    if sorted_values.shape[0] == 0:
+        out[:] = 0.0
+        return
     partial = np.zeros((n_chunks, 2, rank))
     partial_row = np.full((n_chunks, 2), -1, dtype=np.int64)
     for c in prange(n_chunks):
-        start = (c * nnz) // n_chunks
-        stop = ((c + 1) * nnz) // n_chunks
-        if start >= stop:
-            continue
-        acc = np.empty(rank)
-        tmp = np.empty(rank)
-        row = np.searchsorted(row_ptr, start, side="right") - 1
-        p = start
-        while p < stop:
-            row_stop = min(row_ptr[row + 1], stop)
-            _accumulate_slice(p, row_stop, sorted_rows, sorted_values, stacked, acc, tmp)
-            if p == row_ptr[row] and row_stop == row_ptr[row + 1]:
-                for r in range(rank):
-                    out[row, r] = acc[r]
-            else:
-                slot = 0 if p == start else 1
-                partial_row[c, slot] = row
-                for r in range(rank):
-                    partial[c, slot, r] = acc[r]
-            p = row_stop
-            if p < stop:
-                row += 1
-                while row_ptr[row + 1] <= p:
-                    row += 1
+        _mttkrp_chunk(c, n_chunks, row_ptr, sorted_rows, sorted_values, stacked, out, partial, partial_row)
+    _add_partial_rows(partial, partial_row, out)
+
+
+@njit(cache=True)
+def mttkrp_sorted_serial(row_ptr, sorted_rows, sorted_values, stacked, out, n_chunks):  # pragma: no cover
+    """``mttkrp_sorted`` on the calling thread only (small tensors: no parallel-region overhead)."""
+    rank = out.shape[1]
+    if sorted_values.shape[0] == 0:
+        out[:] = 0.0
+        return
+    partial = np.zeros((n_chunks, 2, rank))
+    partial_row = np.full((n_chunks, 2), -1, dtype=np.int64)
     for c in range(n_chunks):
-        for slot in range(2):
-            row = partial_row[c, slot]
-            if row >= 0:
-                for r in range(rank):
-                    out[row, r] += partial[c, slot, r]
+        _mttkrp_chunk(c, n_chunks, row_ptr, sorted_rows, sorted_values, stacked, out, partial, partial_row)
+    _add_partial_rows(partial, partial_row, out)
+
+
+@njit(cache=True)
+def _inner_product_chunk(c, n_chunks, indices, values, offsets, stacked, weights):  # pragma: no cover
+    nnz, nmodes = indices.shape
+    rank = stacked.shape[1]
+    start = (c * nnz) // n_chunks
+    stop = ((c + 1) * nnz) // n_chunks
+    tmp = np.empty(rank)
+    total = 0.0
+    for p in range(start, stop):
+        a = offsets[0] + indices[p, 0]
+        for r in range(rank):
+            tmp[r] = weights[r] * stacked[a, r]
+        for m in range(1, nmodes):
+            b = offsets[m] + indices[p, m]
+            for r in range(rank):
+                tmp[r] *= stacked[b, r]
+        s = 0.0
+        for r in range(rank):
+            s += tmp[r]
+        total += values[p] * s
+    return total
 
 
 @njit(parallel=True, cache=True)
@@ -173,25 +244,13 @@ def model_inner_product(indices, values, offsets, stacked, weights, n_chunks):  
     -------
     float
     """
-    nnz, nmodes = indices.shape
-    rank = stacked.shape[1]
     sums = np.zeros(n_chunks)
     for c in prange(n_chunks):
-        start = (c * nnz) // n_chunks
-        stop = ((c + 1) * nnz) // n_chunks
-        tmp = np.empty(rank)
-        total = 0.0
-        for p in range(start, stop):
-            a = offsets[0] + indices[p, 0]
-            for r in range(rank):
-                tmp[r] = weights[r] * stacked[a, r]
-            for m in range(1, nmodes):
-                b = offsets[m] + indices[p, m]
-                for r in range(rank):
-                    tmp[r] *= stacked[b, r]
-            s = 0.0
-            for r in range(rank):
-                s += tmp[r]
-            total += values[p] * s
-        sums[c] = total
+        sums[c] = _inner_product_chunk(c, n_chunks, indices, values, offsets, stacked, weights)
     return sums.sum()
+
+
+@njit(cache=True)
+def model_inner_product_serial(indices, values, offsets, stacked, weights, n_chunks):  # pragma: no cover
+    """``model_inner_product`` on the calling thread only."""
+    return _inner_product_chunk(0, 1, indices, values, offsets, stacked, weights)

@@ -1,0 +1,52 @@
+"""The ModeSolver interface, the exact solver and the normal-equation solve with its fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from multilinear.decompose import ExactSolver, ModeSolver
+from multilinear.decompose._solvers import GramCache, solve_normal_equations
+from tests.decompose.sparse_cases import powerlaw_sparse
+from tests.reference.mttkrp import reference_mttkrp
+
+
+def test_solve_matches_lstsq_well_conditioned() -> None:
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((30, 5))
+    rhs = rng.standard_normal((12, 5))
+    gram = U.T @ U
+    np.testing.assert_allclose(solve_normal_equations(rhs, gram) @ gram, rhs, atol=1e-10)
+
+
+def test_singular_gram_falls_back_to_pseudo_inverse() -> None:
+    rng = np.random.default_rng(1)
+    U = rng.standard_normal((30, 3))
+    U = np.hstack([U, U[:, :1]])  # two identical columns: singular Gram matrix
+    gram = U.T @ U
+    rhs = rng.standard_normal((7, 4)) @ gram  # consistent right-hand side
+    solution = solve_normal_equations(rhs, gram)
+    assert np.all(np.isfinite(solution))
+    np.testing.assert_allclose(solution, rhs @ np.linalg.pinv(gram), atol=1e-8)
+    np.testing.assert_allclose(solution @ gram, rhs, atol=1e-8)
+    assert not np.any(solve_normal_equations(rhs, np.zeros((4, 4))))
+
+
+def test_exact_solver_is_a_mode_solver_and_solves_the_normal_equations() -> None:
+    X, dense = powerlaw_sparse((7, 6, 5), density=0.4, seed=2)
+    rng = np.random.default_rng(3)
+    factors = [rng.standard_normal((size, 3)) for size in X.shape]
+    for tensor in (X, dense):
+        solver = ExactSolver(tensor, list(factors))  # keeps its own Gram matrices
+        assert isinstance(solver, ModeSolver)
+        new = solver.solve(0, factors, np.ones(3))
+        gram = GramCache(factors).hadamard_except(0)
+        np.testing.assert_allclose(new @ gram, reference_mttkrp(dense, factors, 0), atol=1e-10)
+        np.testing.assert_allclose(solver.latest_mttkrp(0), reference_mttkrp(dense, factors, 0), atol=1e-12)
+        assert solver.latest_mttkrp(1) is None
+        # after factor_changed (the solver updates its own Gram matrices) the next solve uses the new factor
+        solver.factor_changed(0, new)
+        updated = [new, factors[1], factors[2]]
+        second = solver.solve(1, updated, np.ones(3))
+        np.testing.assert_allclose(
+            second @ GramCache(updated).hadamard_except(1), reference_mttkrp(dense, updated, 1), atol=1e-9
+        )
