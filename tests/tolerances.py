@@ -13,6 +13,10 @@ _TABLE: dict[tuple[str, type], float] = {
     ("cp_fit_vs_pyttb", np.float64): 1e-6,
     ("cp_fit_vs_dense", np.float64): 1e-10,
     ("leverage_probs", np.float64): 1e-10,
+    # Kruskal tensors (relative to the largest reference magnitude)
+    ("kruskal_values", np.float64): 1e-12,
+    ("kruskal_norm", np.float64): 1e-12,
+    ("kruskal_innerprod", np.float64): 1e-12,
     # equivariant tensor products
     ("cg", np.float64): 1e-12,
     ("tp_forward", np.float32): 1e-5,

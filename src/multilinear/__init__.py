@@ -10,8 +10,8 @@ cache) on first use.
 """
 
 from multilinear.decompose import CPResult, cp_als
-from multilinear.tensor import SparseTensor
+from multilinear.tensor import KruskalTensor, SparseTensor, read_tns, write_tns
 
 __version__ = "0.1.0"
 
-__all__ = ["CPResult", "SparseTensor", "__version__", "cp_als"]
+__all__ = ["CPResult", "KruskalTensor", "SparseTensor", "__version__", "cp_als", "read_tns", "write_tns"]

@@ -1,0 +1,307 @@
+"""Reproducible random sparse and Kruskal tensors for tests and benchmarks.
+
+Every function takes ``rng=`` (None, a seed or a ``numpy.random.Generator``) and gives the same tensor for
+the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from multilinear._core.rng import as_generator
+from multilinear._core.typing import RNGLike
+from multilinear._core.validation import check_choice, check_nonnegative_float, check_positive_int
+from multilinear.tensor.kruskal import KruskalTensor
+from multilinear.tensor.sparse import SparseTensor
+
+_CHUNK = 1 << 22  # coordinates drawn per chunk
+_MAX_ROUNDS = 30
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)) or not isinstance(shape, (Sequence, np.ndarray)):
+        raise TypeError(f"shape must be a sequence of positive integers, got {shape!r}")
+    dims = tuple(check_positive_int(s, f"shape[{n}]") for n, s in enumerate(shape))
+    if not dims:
+        raise ValueError("shape must have at least one mode")
+    return dims
+
+
+def random_kruskal(
+    shape: Sequence[int], rank: int, *, distribution: str = "uniform", rng: RNGLike = None
+) -> KruskalTensor:
+    """A random Kruskal tensor with unit weights.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(I_1, ..., I_N)``.
+    rank : int
+        Number of components R.
+    distribution : {"uniform", "normal"}
+        Factor entries uniform on [0, 1) (a nonnegative, "count-like" tensor) or standard normal.
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    KruskalTensor
+        ``weights`` (R,) of ones, ``factors[n]`` of shape (I_n, R).
+    """
+    dims = _check_shape(shape)
+    rank = check_positive_int(rank, "rank")
+    check_choice(distribution, "distribution", ("uniform", "normal"))
+    gen = as_generator(rng)
+    draw = gen.random if distribution == "uniform" else gen.standard_normal
+    factors = [draw((size, rank)) for size in dims]
+    return KruskalTensor(np.ones(rank), factors, copy=False)
+
+
+def _powerlaw_indices(gen: np.random.Generator, size: int, count: int, exponent: float) -> np.ndarray:
+    """Draw ``count`` indices in [0, size) with P(i) roughly proportional to (i + 1)**-exponent.
+
+    Inverse-CDF sampling of the continuous power law on [1, size + 1), floored.
+    """
+    u = gen.random(count)
+    if abs(exponent - 1.0) < 1e-12:
+        x = np.exp(u * math.log(size + 1.0))
+    else:
+        a = 1.0 - exponent
+        x = (1.0 + u * ((size + 1.0) ** a - 1.0)) ** (1.0 / a)
+    out = np.floor(x).astype(np.int64) - 1
+    np.clip(out, 0, size - 1, out=out)
+    return out
+
+
+def _scramble(gen: np.random.Generator, size: int) -> tuple[int, int]:
+    """A random affine bijection i -> (a i + b) mod size, so popular power-law indices are scattered."""
+    if size < 3 or size > 2**31:
+        return 1, 0
+    while True:
+        a = int(gen.integers(1, size))
+        if math.gcd(a, size) == 1:
+            return a, int(gen.integers(0, size))
+
+
+def _draw_keys(
+    gen: np.random.Generator,
+    dims: tuple[int, ...],
+    count: int,
+    distribution: str,
+    exponent: float,
+    maps: list[tuple[int, int]],
+) -> np.ndarray:
+    """Row-major linear keys of ``count`` random coordinates, drawn in chunks."""
+    keys = np.empty(count, dtype=np.int64)
+    for start in range(0, count, _CHUNK):
+        stop = min(count, start + _CHUNK)
+        chunk = keys[start:stop]
+        chunk[:] = 0
+        for mode, size in enumerate(dims):
+            if distribution == "uniform":
+                coordinate = gen.integers(0, size, stop - start)
+            else:
+                coordinate = _powerlaw_indices(gen, size, stop - start, exponent)
+                a, b = maps[mode]
+                if a != 1 or b != 0:
+                    coordinate *= a
+                    coordinate += b
+                    coordinate %= size
+            chunk *= size
+            chunk += coordinate
+    return keys
+
+
+def _unique_sorted(keys: np.ndarray) -> np.ndarray:
+    """Sort in place and drop repeats (less memory than np.unique)."""
+    keys.sort()
+    if keys.shape[0] < 2:
+        return keys
+    keep = np.empty(keys.shape[0], dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+    return keys[keep]
+
+
+def _keys_to_indices(keys: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+    indices = np.empty((keys.shape[0], len(dims)), dtype=np.int64)
+    for start in range(0, keys.shape[0], _CHUNK):
+        rest = keys[start : start + _CHUNK].copy()
+        for mode in range(len(dims) - 1, -1, -1):
+            indices[start : start + rest.shape[0], mode] = rest % dims[mode]
+            rest //= dims[mode]
+    return indices
+
+
+def random_sparse(
+    shape: Sequence[int],
+    nnz: int,
+    *,
+    rank: int | None = None,
+    distribution: str = "uniform",
+    exponent: float = 1.0,
+    noise: float = 0.0,
+    rng: RNGLike = None,
+) -> SparseTensor:
+    """A random sparse tensor with exactly ``nnz`` distinct nonzeros, sorted in row-major order.
+
+    Coordinates are drawn independently per mode, either uniformly or from a Zipf-like power law
+    (``P(i)`` roughly proportional to ``(i + 1)**-exponent`` before a random affine relabelling of each
+    mode that scatters the popular indices). Repeated coordinates are merged and more are drawn until
+    there are ``nnz`` distinct ones (surplus ones are dropped at random), so ``nnz`` is exact.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(I_1, ..., I_N)``; the number of cells must be below ``2**63``.
+    nnz : int
+        Number of nonzeros, at most the number of cells.
+    rank : int, optional
+        When given, the values are those of a planted rank-``rank`` Kruskal tensor with factor entries
+        uniform on [0.1, 1.1) (positive, so the tensor is "count-like"), at the drawn coordinates. Otherwise
+        values are uniform on (0, 1].
+    distribution : {"uniform", "powerlaw"}
+    exponent : float
+        Power-law exponent (> 0); larger is more skewed. Ignored for "uniform".
+    noise : float
+        Relative Gaussian noise added to the values: ``v + noise * rms(v) * g`` with ``g ~ N(0, 1)``.
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    SparseTensor
+
+    Notes
+    -----
+    Memory: coordinates are drawn in chunks of 2**22 as 8-byte linear keys and deduplicated by sorting
+    them; the peak is about the output (``8 * (N + 1)`` bytes per nonzero) plus 10 bytes per nonzero.
+    A skewed power law over small modes may not have ``nnz`` reachable cells: after 30 rounds of draws
+    without reaching ``nnz`` a ValueError says so.
+    """
+    dims = _check_shape(shape)
+    nnz = check_positive_int(nnz, "nnz")
+    check_choice(distribution, "distribution", ("uniform", "powerlaw"))
+    exponent = check_nonnegative_float(exponent, "exponent")
+    if distribution == "powerlaw" and exponent <= 0:
+        raise ValueError(f"exponent must be > 0 for a power law, got {exponent}")
+    noise = check_nonnegative_float(noise, "noise")
+    if rank is not None:
+        rank = check_positive_int(rank, "rank")
+    cells = math.prod(dims)
+    if cells >= 2**63:
+        raise ValueError(f"shape {dims} has {cells:.3g} cells: random_sparse needs fewer than 2**63")
+    if nnz > cells:
+        raise ValueError(f"nnz={nnz} is more than the {cells} cells of shape {dims}")
+    gen = as_generator(rng)
+    maps = [_scramble(gen, size) for size in dims] if distribution == "powerlaw" else []
+
+    keys = _unique_sorted(_draw_keys(gen, dims, nnz, distribution, exponent, maps))
+    drawn = nnz
+    rounds = 0
+    while keys.shape[0] < nnz:
+        rounds += 1
+        if rounds > _MAX_ROUNDS:
+            raise ValueError(
+                f"could not place {nnz} distinct nonzeros in shape {dims} with a power law of exponent "
+                f"{exponent} (reached {keys.shape[0]}): lower the exponent or nnz"
+            )
+        missing = nnz - keys.shape[0]
+        yield_rate = max(keys.shape[0] / drawn, 1e-3)
+        extra = _unique_sorted(
+            _draw_keys(gen, dims, int(missing / yield_rate * 1.5) + 64, distribution, exponent, maps)
+        )
+        drawn += extra.shape[0]
+        positions = np.searchsorted(keys, extra)
+        fresh = positions >= keys.shape[0]
+        fresh[~fresh] = keys[positions[~fresh]] != extra[~fresh]
+        keys = np.insert(keys, positions[fresh], extra[fresh])
+    if keys.shape[0] > nnz:
+        drop = gen.choice(keys.shape[0], keys.shape[0] - nnz, replace=False)
+        keep = np.ones(keys.shape[0], dtype=np.bool_)
+        keep[drop] = False
+        keys = keys[keep]
+
+    indices = _keys_to_indices(keys, dims)
+    del keys
+    if rank is None:
+        values = 1.0 - gen.random(nnz)  # (0, 1]
+    else:
+        factors = [0.1 + gen.random((size, rank)) for size in dims]
+        values = KruskalTensor(np.ones(rank), factors, copy=False).values_at(indices)
+    if noise > 0:
+        scale = noise * float(np.sqrt(np.mean(values * values)))
+        values += scale * gen.standard_normal(nnz)
+    return SparseTensor._trusted(indices, values, dims)
+
+
+@dataclass(frozen=True)
+class PlantedSparse:
+    """A sparse tensor that equals a known Kruskal tensor exactly.
+
+    Attributes
+    ----------
+    tensor : SparseTensor
+        The nonzeros: every cell where ``model`` is nonzero, with the model's value.
+    model : KruskalTensor
+        The planted rank-R model; it is zero off ``tensor``'s support.
+    """
+
+    tensor: SparseTensor
+    model: KruskalTensor
+
+
+def planted_sparse(shape: Sequence[int], rank: int, nnz: int, *, rng: RNGLike = None) -> PlantedSparse:
+    """A sparse tensor that is exactly a rank-``rank`` Kruskal tensor with sparse factors.
+
+    Component ``r`` has factor columns supported on random index sets ``S_r^(n)`` of equal size ``s_n``
+    (chosen so that ``rank * prod_n s_n`` is about ``nnz``), with entries uniform on [0.5, 1.5) there and
+    zero elsewhere; weights are uniform on [1, 2). The returned tensor holds every cell of the union of the
+    blocks ``S_r^(1) x ... x S_r^(N)`` with the model's value there. Since all entries are positive, no
+    cell of the union cancels, so the tensor equals the model on every cell (up to rounding of the sums):
+    its CP rank is at most ``rank`` and a rank-``rank`` CP decomposition can fit it exactly.
+
+    Parameters
+    ----------
+    shape : sequence of int
+    rank : int
+    nnz : int
+        Target number of nonzeros; the result has at most ``rank * prod_n s_n`` (blocks may overlap).
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    PlantedSparse
+        ``tensor`` (SparseTensor) and ``model`` (KruskalTensor).
+    """
+    dims = _check_shape(shape)
+    rank = check_positive_int(rank, "rank")
+    nnz = check_positive_int(nnz, "nnz")
+    gen = as_generator(rng)
+    per_block = max(1.0, nnz / rank)
+    sizes = []
+    remaining = per_block
+    for mode, size in enumerate(dims):  # equal side lengths, capped by the mode sizes
+        left = len(dims) - mode
+        side = max(1, min(size, round(remaining ** (1.0 / left))))
+        sizes.append(side)
+        remaining /= side
+    factors = [np.zeros((size, rank)) for size in dims]
+    blocks = []
+    for r in range(rank):
+        supports = []
+        for mode, size in enumerate(dims):
+            support = np.sort(gen.choice(size, sizes[mode], replace=False))
+            factors[mode][support, r] = 0.5 + gen.random(sizes[mode])
+            supports.append(support)
+        grid = np.meshgrid(*supports, indexing="ij")
+        blocks.append(np.stack([g.ravel() for g in grid], axis=1))
+    weights = 1.0 + gen.random(rank)
+    model = KruskalTensor(weights, factors, copy=False)
+    coordinates = np.unique(np.concatenate(blocks, axis=0), axis=0)
+    values = model.values_at(coordinates)
+    tensor = SparseTensor._trusted(np.ascontiguousarray(coordinates, dtype=np.int64), values, dims)
+    return PlantedSparse(tensor=tensor, model=model)
