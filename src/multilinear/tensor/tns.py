@@ -471,7 +471,8 @@ def write_tns(tensor: SparseTensor, path: str | os.PathLike[str]) -> None:
     """Write ``tensor`` as a FROSTT ``.tns`` file; gzip-compressed when the name ends in ``.gz``.
 
     Indices are written 1-based; values so that reading them back gives the same doubles (integers as
-    integers, others as the shortest of their 15-17 significant-digit decimals that round-trips).
+    integers, others as the shortest of their 15-17 significant-digit decimals that round-trips). Gzip
+    output has a zero timestamp, so writing the same tensor twice gives identical bytes.
 
     Parameters
     ----------
@@ -492,8 +493,11 @@ def write_tns(tensor: SparseTensor, path: str | os.PathLike[str]) -> None:
     out = np.empty(nparts * part_capacity, dtype=np.uint8)
     part_lengths = np.empty(nparts, dtype=np.int64)
     failed_rows = np.empty(nparts, dtype=np.int64)
-    opener = gzip.open if target.name.endswith(".gz") else open
-    with opener(target, "wb") as handle:
+    if target.name.endswith(".gz"):  # mtime=0: the same tensor gives the same bytes
+        handle_context: Any = gzip.GzipFile(target, "wb", compresslevel=6, mtime=0)
+    else:
+        handle_context = open(target, "wb")
+    with handle_context as handle:
         for start in range(0, nnz, block_rows):
             stop = min(nnz, start + block_rows)
             repr_rows, repr_offsets, repr_bytes = _repr_table(values, start, start, tables)
