@@ -14,7 +14,9 @@ from multilinear.equivariant import zoo
 from multilinear.equivariant.builders import channelwise_problem, fully_connected_problem
 from multilinear.equivariant.clebsch_gordan import wigner_3j
 from multilinear.equivariant.irreps import Irrep, Irreps, MulIrrep
+from multilinear.equivariant.ops import TPGradients, tensor_product, tensor_product_backward
 from multilinear.equivariant.problem import Instruction, TPProblem
+from multilinear.equivariant.spherical_harmonics import spherical_harmonics
 from multilinear.equivariant.wigner import random_angles, rotation_matrix, wigner_D
 
 __all__ = [
@@ -22,11 +24,15 @@ __all__ = [
     "Irrep",
     "Irreps",
     "MulIrrep",
+    "TPGradients",
     "TPProblem",
     "channelwise_problem",
     "fully_connected_problem",
     "random_angles",
     "rotation_matrix",
+    "spherical_harmonics",
+    "tensor_product",
+    "tensor_product_backward",
     "wigner_3j",
     "wigner_D",
     "zoo",

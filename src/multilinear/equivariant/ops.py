@@ -1,0 +1,195 @@
+"""numpy front ends of the tensor product: validate, convert, then call the generated kernels.
+
+>>> import numpy as np
+>>> from multilinear.equivariant import zoo, tensor_product
+>>> problem = zoo.get("small-uvu")
+>>> rng = np.random.default_rng(0)
+>>> x = rng.standard_normal((10, problem.irreps_in1.dim), dtype=np.float32)
+>>> y = rng.standard_normal((10, problem.irreps_in2.dim), dtype=np.float32)
+>>> w = rng.standard_normal((10, problem.weight_numel), dtype=np.float32)
+>>> tensor_product(problem, x, y, w).shape
+(10, 110)
+
+Cast rule: inputs are converted to the problem's ``irrep_dtype`` (float32 or float64) when they hold real
+floating-point numbers of another precision, and made C-contiguous, at the cost of a copy; integer, bool or
+complex arrays raise ``TypeError``. Leading dimensions ``(...)`` are allowed and must be equal for x, y and
+per-sample weights (no broadcasting); results have the same leading shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from multilinear._core.threads import thread_limits
+from multilinear._core.validation import check_finite
+from multilinear.equivariant.problem import TPProblem
+
+
+@dataclass(frozen=True)
+class TPGradients:
+    """Gradients of ``<grad_out, tensor_product(problem, x, y, w)>``.
+
+    Attributes
+    ----------
+    grad_x : numpy.ndarray
+        ``(..., irreps_in1.dim)``.
+    grad_y : numpy.ndarray
+        ``(..., irreps_in2.dim)``.
+    grad_w : numpy.ndarray
+        ``(..., weight_numel)`` per sample, or ``(weight_numel,)`` summed over the batch for shared weights.
+    """
+
+    grad_x: np.ndarray
+    grad_y: np.ndarray
+    grad_w: np.ndarray
+
+
+def _as_features(array: Any, name: str, dtype: np.dtype, width: int, what: str) -> np.ndarray:
+    a = np.asarray(array)
+    if not (np.issubdtype(a.dtype, np.floating)):
+        raise TypeError(f"{name} must hold real floating-point numbers, got dtype {a.dtype}")
+    if a.ndim < 1 or a.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (..., {width}) ({what}), got {a.shape}")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _check_problem(problem: Any) -> TPProblem:
+    if not isinstance(problem, TPProblem):
+        raise TypeError(f"problem must be a multilinear.equivariant.TPProblem, got {type(problem).__name__}")
+    return problem
+
+
+def _prepare(
+    problem: TPProblem, x: Any, y: Any, w: Any, check_inputs_finite: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Validated ``(x (B, d1), y (B, d2), w (B, n) or (n,), leading shape)`` in the problem's dtype."""
+    dtype = np.dtype(problem.irrep_dtype)
+    x = _as_features(x, "x", dtype, problem.irreps_in1.dim, f"irreps_in1 = {problem.irreps_in1}")
+    y = _as_features(y, "y", dtype, problem.irreps_in2.dim, f"irreps_in2 = {problem.irreps_in2}")
+    lead = x.shape[:-1]
+    if y.shape[:-1] != lead:
+        raise ValueError(f"x and y must have the same leading shape, got {x.shape} and {y.shape}")
+    batch = int(np.prod(lead, dtype=np.int64))
+    n = problem.weight_numel
+    if w is None:
+        if n > 0:
+            raise ValueError(f"this problem has {n} weights: pass w")
+        w = np.zeros((0,) if problem.shared_weights else (*lead, 0), dtype=dtype)
+    if problem.shared_weights:
+        w = _as_features(w, "w", dtype, n, "shared weights, (weight_numel,)")
+        if w.ndim != 1:
+            raise ValueError(f"shared weights w must have shape ({n},), got {w.shape}")
+    else:
+        w = _as_features(w, "w", dtype, n, "per-sample weights, (..., weight_numel)")
+        if w.shape[:-1] != lead:
+            raise ValueError(
+                f"per-sample weights w must have shape {(*lead, n)} (the leading shape of x), got {w.shape}"
+            )
+        w = w.reshape(batch, n)
+    if check_inputs_finite:
+        for name, array in (("x", x), ("y", y), ("w", w)):
+            check_finite(array, name)
+    return x.reshape(batch, problem.irreps_in1.dim), y.reshape(batch, problem.irreps_in2.dim), w, lead
+
+
+def _kernels(problem: TPProblem):
+    from multilinear.kernels.tensor_product import get_tp_kernels
+
+    return get_tp_kernels(problem.kernel_spec())
+
+
+def tensor_product(
+    problem: TPProblem,
+    x: Any,
+    y: Any,
+    w: Any = None,
+    *,
+    threads: int | None = None,
+    check_inputs_finite: bool = False,
+) -> np.ndarray:
+    """The tensor product ``z`` of ``problem``: the same values as e3nn's ``o3.TensorProduct(...)(x, y, w)``.
+
+    Parameters
+    ----------
+    problem : TPProblem
+    x : array_like
+        ``(..., irreps_in1.dim)``.
+    y : array_like
+        ``(..., irreps_in2.dim)``, same leading shape as ``x``.
+    w : array_like, optional
+        ``(..., weight_numel)`` per sample, or ``(weight_numel,)`` when ``problem.shared_weights``; may be
+        omitted only when the problem has no weights.
+    threads : int, optional
+        numba threads for this call (restored after); default: numba's current setting.
+    check_inputs_finite : bool
+        Raise ``ValueError`` on NaN or infinity in the inputs (one extra pass over them).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., irreps_out.dim)`` in ``problem.irrep_dtype``.
+    """
+    problem = _check_problem(problem)
+    x2, y2, w2, lead = _prepare(problem, x, y, w, check_inputs_finite)
+    out = np.empty((x2.shape[0], problem.irreps_out.dim), dtype=x2.dtype)
+    if x2.shape[0] == 0:
+        return out.reshape(*lead, problem.irreps_out.dim)
+    kernels = _kernels(problem)
+    with thread_limits(threads):
+        kernels.forward(x2, y2, w2, out)
+    return out.reshape(*lead, problem.irreps_out.dim)
+
+
+def tensor_product_backward(
+    problem: TPProblem,
+    x: Any,
+    y: Any,
+    w: Any,
+    grad_out: Any,
+    *,
+    threads: int | None = None,
+    check_inputs_finite: bool = False,
+) -> TPGradients:
+    """Gradients of ``<grad_out, tensor_product(problem, x, y, w)>`` with respect to x, y and w.
+
+    Parameters
+    ----------
+    problem, x, y, w, threads, check_inputs_finite
+        As in :func:`tensor_product` (``w`` may be None for a problem without weights).
+    grad_out : array_like
+        ``(..., irreps_out.dim)``, same leading shape as ``x``.
+
+    Returns
+    -------
+    TPGradients
+        ``grad_x (..., irreps_in1.dim)``, ``grad_y (..., irreps_in2.dim)`` and ``grad_w`` with the shape of
+        ``w`` (``(weight_numel,)``, summed over the batch, for shared weights), in ``problem.irrep_dtype``.
+    """
+    problem = _check_problem(problem)
+    x2, y2, w2, lead = _prepare(problem, x, y, w, check_inputs_finite)
+    dtype = x2.dtype
+    g = _as_features(
+        grad_out, "grad_out", dtype, problem.irreps_out.dim, f"irreps_out = {problem.irreps_out}"
+    )
+    if g.shape[:-1] != lead:
+        raise ValueError(f"grad_out must have the leading shape of x {lead}, got {g.shape}")
+    g = g.reshape(x2.shape[0], problem.irreps_out.dim)
+    if check_inputs_finite:
+        check_finite(g, "grad_out")
+    grad_x, grad_y, grad_w = np.empty_like(x2), np.empty_like(y2), np.empty_like(w2)
+    if x2.shape[0] == 0:
+        grad_w[...] = 0  # shared weights: an empty sum
+    else:
+        kernels = _kernels(problem)
+        with thread_limits(threads):
+            kernels.backward(x2, y2, w2, g, grad_x, grad_y, grad_w)
+    if not problem.shared_weights:
+        grad_w = grad_w.reshape(*lead, problem.weight_numel)
+    return TPGradients(
+        grad_x=grad_x.reshape(*lead, problem.irreps_in1.dim),
+        grad_y=grad_y.reshape(*lead, problem.irreps_in2.dim),
+        grad_w=grad_w,
+    )

@@ -1,0 +1,134 @@
+"""numpy front ends ``tensor_product`` / ``tensor_product_backward``: against the einsum oracle, equivariance
+under our own Wigner D matrices, and input validation.
+
+Problems are the small zoo ones the torch tests also use, so their compiled kernels are shared through the
+disk cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from multilinear.equivariant import Irreps, random_angles, tensor_product, tensor_product_backward, zoo
+from tests.equivariant.e3nn_peer import random_inputs
+from tests.reference.tensor_product import reference_backward, reference_forward
+from tests.tolerances import assert_close_rel
+
+CASES = [("small-mixed", "float64"), ("small-mixed", "float32"), ("small-shared", "float32")]
+
+
+@pytest.mark.parametrize("name, dtype", CASES, ids=[f"{n}-{d}" for n, d in CASES])
+def test_forward_and_backward_match_the_oracle(name, dtype):
+    problem = zoo.get(name, irrep_dtype=dtype)
+    rng = np.random.default_rng(3)
+    x, y, w = (a.astype(dtype) for a in random_inputs(problem, 7, rng))
+    grad_out = rng.standard_normal((7, problem.irreps_out.dim)).astype(dtype)
+    spec = problem.kernel_spec("float64")
+
+    z = tensor_product(problem, x, y, w)
+    assert z.dtype == np.dtype(dtype) and z.shape == (7, problem.irreps_out.dim)
+    assert_close_rel(z, reference_forward(spec, x, y, w), "tp_forward", dtype)
+
+    grads = tensor_product_backward(problem, x, y, w, grad_out)
+    expected = reference_backward(spec, x, y, w, grad_out)
+    for got, want, like in zip((grads.grad_x, grads.grad_y, grads.grad_w), expected, (x, y, w)):
+        assert got.shape == like.shape and got.dtype == np.dtype(dtype)
+        assert_close_rel(got, want, "tp_backward", dtype)
+
+
+def test_equivariant_under_rotations_and_inversion():
+    """z(D1 x, D2 y, w) == D_out z(x, y, w) for random rotations, with and without inversion (O(3))."""
+    problem = zoo.get("small-uvu", irrep_dtype="float64")
+    rng = np.random.default_rng(5)
+    x, y, w = random_inputs(problem, 4, rng)
+    z = tensor_product(problem, x, y, w)
+    alpha, beta, gamma = random_angles(3, rng=rng)
+    for n in range(3):
+        for parity in (0, 1):
+            angles = (alpha[n], beta[n], gamma[n])
+            d_in1, d_in2, d_out = (
+                irreps.D_from_angles(*angles, k=parity)
+                for irreps in (problem.irreps_in1, problem.irreps_in2, problem.irreps_out)
+            )
+            rotated = tensor_product(problem, x @ d_in1.T, y @ d_in2.T, w)
+            assert_close_rel(rotated, z @ d_out.T, "tp_forward", "float64")
+
+
+def test_leading_dimensions_cast_and_layout():
+    problem = zoo.get("small-mixed", irrep_dtype="float32")
+    rng = np.random.default_rng(8)
+    x, y, w = random_inputs(problem, 6, rng)  # float64: converted to the problem's float32
+    flat = tensor_product(problem, x, y, w)
+    assert flat.dtype == np.float32
+    shaped = tensor_product(problem, x.reshape(2, 3, -1), y.reshape(2, 3, -1), w.reshape(2, 3, -1))
+    assert shaped.shape == (2, 3, problem.irreps_out.dim)
+    np.testing.assert_array_equal(shaped.reshape(6, -1), flat)
+    # non-contiguous inputs are copied
+    x_strided = np.asfortranarray(x)
+    np.testing.assert_array_equal(tensor_product(problem, x_strided, y, w), flat)
+    grads = tensor_product_backward(
+        problem, x.reshape(2, 3, -1), y.reshape(2, 3, -1), w.reshape(2, 3, -1), shaped
+    )
+    assert grads.grad_x.shape == (2, 3, problem.irreps_in1.dim) and grads.grad_w.shape == (
+        2,
+        3,
+        problem.weight_numel,
+    )
+    single = tensor_product(problem, x, y, w, threads=1)
+    np.testing.assert_allclose(single, flat, rtol=1e-6, atol=1e-6)
+
+
+def test_empty_batch():
+    problem = zoo.get("small-shared", irrep_dtype="float32")
+    x = np.zeros((0, problem.irreps_in1.dim), np.float32)
+    y = np.zeros((0, problem.irreps_in2.dim), np.float32)
+    w = np.ones(problem.weight_numel, np.float32)
+    assert tensor_product(problem, x, y, w).shape == (0, problem.irreps_out.dim)
+    grads = tensor_product_backward(problem, x, y, w, np.zeros((0, problem.irreps_out.dim), np.float32))
+    assert grads.grad_w.shape == (problem.weight_numel,) and not grads.grad_w.any()
+
+
+def test_bad_inputs_raise_clear_errors():
+    problem = zoo.get("small-mixed", irrep_dtype="float32")
+    x, y, w = (a.astype(np.float32) for a in random_inputs(problem, 2, np.random.default_rng(0)))
+    with pytest.raises(TypeError, match="TPProblem"):
+        tensor_product("small-mixed", x, y, w)
+    with pytest.raises(TypeError, match="x must hold real floating-point"):
+        tensor_product(problem, x.astype(np.int64), y, w)
+    with pytest.raises(TypeError, match="y must hold real floating-point"):
+        tensor_product(problem, x, y.astype(np.complex64), w)
+    with pytest.raises(
+        ValueError, match=r"x must have shape \(\.\.\., 22\) \(irreps_in1 = 3x0e\+3x1o\+2x2e\)"
+    ):
+        tensor_product(problem, x[:, :-1], y, w)
+    with pytest.raises(ValueError, match="same leading shape"):
+        tensor_product(problem, x, y[:1], w)
+    with pytest.raises(ValueError, match="pass w"):
+        tensor_product(problem, x, y)
+    with pytest.raises(ValueError, match="per-sample weights w must have shape"):
+        tensor_product(problem, x, y, w[0])
+    with pytest.raises(ValueError, match="x has a non-finite value"):
+        bad = x.copy()
+        bad[1, 2] = np.nan
+        tensor_product(problem, bad, y, w, check_inputs_finite=True)
+    with pytest.raises(ValueError, match="grad_out must have shape"):
+        tensor_product_backward(problem, x, y, w, np.zeros((2, 3), np.float32))
+    shared = zoo.get("small-shared", irrep_dtype="float32")
+    xs, ys, ws = random_inputs(shared, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="shared weights w must have shape"):
+        tensor_product(shared, xs, ys, np.stack([ws, ws]))
+
+
+def test_problem_without_weights_needs_no_w():
+    from multilinear.equivariant import TPProblem
+
+    problem = TPProblem("2x1o", "2x1o", "2x0e+2x1e", [(0, 0, 0, "uuu", False), (0, 0, 1, "uvu", False)])
+    assert problem.weight_numel == 0
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    y = rng.standard_normal((3, 6)).astype(np.float32)
+    z = tensor_product(problem, x, y)
+    expected = reference_forward(problem.kernel_spec("float64"), x, y, np.zeros((3, 0)))
+    assert_close_rel(z, expected, "tp_forward", "float32")
+    assert Irreps(problem.irreps_out).dim == z.shape[1]
