@@ -10,9 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from multilinear.equivariant import Irreps, random_angles, tensor_product, tensor_product_backward, zoo
+from multilinear.equivariant import (
+    Irreps,
+    random_angles,
+    tensor_product,
+    tensor_product_backward,
+    tensor_product_double_backward,
+    zoo,
+)
 from tests.equivariant.e3nn_peer import random_inputs
-from tests.reference.tensor_product import reference_backward, reference_forward
+from tests.reference.tensor_product import reference_backward, reference_double_backward, reference_forward
 from tests.tolerances import assert_close_rel
 
 CASES = [("small-mixed", "float64"), ("small-mixed", "float32"), ("small-shared", "float32")]
@@ -132,3 +139,22 @@ def test_problem_without_weights_needs_no_w():
     expected = reference_forward(problem.kernel_spec("float64"), x, y, np.zeros((3, 0)))
     assert_close_rel(z, expected, "tp_forward", "float32")
     assert Irreps(problem.irreps_out).dim == z.shape[1]
+
+
+@pytest.mark.parametrize("name, dtype", [("small-mixed", "float64"), ("small-shared", "float32")])
+def test_double_backward_matches_the_oracle(name, dtype):
+    problem = zoo.get(name, irrep_dtype=dtype)
+    rng = np.random.default_rng(11)
+    x, y, w = (a.astype(dtype) for a in random_inputs(problem, 5, rng))
+    gg_x, gg_y, gg_w = (a.astype(dtype) for a in random_inputs(problem, 5, rng))
+    grad_out = rng.standard_normal((5, problem.irreps_out.dim)).astype(dtype)
+    spec = problem.kernel_spec("float64")
+    for keep in ((True, True, True), (True, False, False), (False, True, False), (False, False, True)):
+        ggs = [g if k else None for g, k in zip((gg_x, gg_y, gg_w), keep)]
+        got = tensor_product_double_backward(problem, x, y, w, grad_out, *ggs)
+        want = reference_double_backward(spec, x, y, w, grad_out, *ggs)
+        for actual, expected in zip((got.grad_x, got.grad_y, got.grad_w, got.grad_grad_out), want):
+            assert actual.dtype == np.dtype(dtype)
+            assert_close_rel(actual, expected, "tp_double_backward", dtype)
+    with pytest.raises(ValueError, match="gg_w must have shape"):
+        tensor_product_double_backward(problem, x, y, w, grad_out, gg_w=gg_x)

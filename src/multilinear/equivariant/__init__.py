@@ -14,7 +14,13 @@ from multilinear.equivariant import zoo
 from multilinear.equivariant.builders import channelwise_problem, fully_connected_problem
 from multilinear.equivariant.clebsch_gordan import wigner_3j
 from multilinear.equivariant.irreps import Irrep, Irreps, MulIrrep
-from multilinear.equivariant.ops import TPGradients, tensor_product, tensor_product_backward
+from multilinear.equivariant.ops import (
+    TPDoubleGradients,
+    TPGradients,
+    tensor_product,
+    tensor_product_backward,
+    tensor_product_double_backward,
+)
 from multilinear.equivariant.problem import Instruction, TPProblem
 from multilinear.equivariant.spherical_harmonics import spherical_harmonics
 from multilinear.equivariant.wigner import random_angles, rotation_matrix, wigner_D
@@ -24,6 +30,7 @@ __all__ = [
     "Irrep",
     "Irreps",
     "MulIrrep",
+    "TPDoubleGradients",
     "TPGradients",
     "TPProblem",
     "channelwise_problem",
@@ -33,6 +40,7 @@ __all__ = [
     "spherical_harmonics",
     "tensor_product",
     "tensor_product_backward",
+    "tensor_product_double_backward",
     "wigner_3j",
     "wigner_D",
     "zoo",

@@ -193,3 +193,93 @@ def tensor_product_backward(
         grad_y=grad_y.reshape(*lead, problem.irreps_in2.dim),
         grad_w=grad_w,
     )
+
+
+@dataclass(frozen=True)
+class TPDoubleGradients:
+    """Gradients of ``L = <gg_x, grad_x> + <gg_y, grad_y> + <gg_w, grad_w>`` (the backward's outputs).
+
+    Attributes
+    ----------
+    grad_x, grad_y, grad_w : numpy.ndarray
+        ``dL/dx``, ``dL/dy``, ``dL/dw``, shaped like x, y and w.
+    grad_grad_out : numpy.ndarray
+        ``dL/dgrad_out``, ``(..., irreps_out.dim)``.
+    """
+
+    grad_x: np.ndarray
+    grad_y: np.ndarray
+    grad_w: np.ndarray
+    grad_grad_out: np.ndarray
+
+
+def tensor_product_double_backward(
+    problem: TPProblem,
+    x: Any,
+    y: Any,
+    w: Any,
+    grad_out: Any,
+    gg_x: Any = None,
+    gg_y: Any = None,
+    gg_w: Any = None,
+    *,
+    threads: int | None = None,
+) -> TPDoubleGradients:
+    """Second-order term of autograd: differentiate the backward's outputs against ``gg_x, gg_y, gg_w``.
+
+    With ``(grad_x, grad_y, grad_w) = tensor_product_backward(problem, x, y, w, grad_out)``, returns the
+    gradients of ``<gg_x, grad_x> + <gg_y, grad_y> + <gg_w, grad_w>`` with respect to x, y, w and grad_out
+    (what ``torch.autograd.grad(..., create_graph=True)`` needs for force training).
+
+    Parameters
+    ----------
+    problem, x, y, w, grad_out, threads
+        As in :func:`tensor_product_backward`.
+    gg_x, gg_y, gg_w : array_like, optional
+        Shaped like x, y and w; ``None`` means zero.
+
+    Returns
+    -------
+    TPDoubleGradients
+    """
+    problem = _check_problem(problem)
+    x2, y2, w2, lead = _prepare(problem, x, y, w, False)
+    dtype, batch = x2.dtype, x2.shape[0]
+    g = _as_features(
+        grad_out, "grad_out", dtype, problem.irreps_out.dim, f"irreps_out = {problem.irreps_out}"
+    )
+    if g.shape[:-1] != lead:
+        raise ValueError(f"grad_out must have the leading shape of x {lead}, got {g.shape}")
+    g = g.reshape(batch, problem.irreps_out.dim)
+
+    def second_order_input(array: Any, name: str, shape: tuple[int, ...], flat_shape: tuple[int, ...]):
+        if array is None:
+            return None
+        a = np.asarray(array)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"{name} must hold real floating-point numbers, got dtype {a.dtype}")
+        if a.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+        return np.ascontiguousarray(a, dtype=dtype).reshape(flat_shape)
+
+    n = problem.weight_numel
+    w_shape = (n,) if problem.shared_weights else (*lead, n)
+    ggx = second_order_input(gg_x, "gg_x", (*lead, problem.irreps_in1.dim), x2.shape)
+    ggy = second_order_input(gg_y, "gg_y", (*lead, problem.irreps_in2.dim), y2.shape)
+    ggw = second_order_input(gg_w, "gg_w", w_shape, w2.shape)
+    out_x, out_y, out_w = np.empty_like(x2), np.empty_like(y2), np.empty_like(w2)
+    out_g = np.empty_like(g)
+    if batch == 0:
+        out_w[...] = 0
+    else:
+        kernels = _kernels(problem)
+        with thread_limits(threads):
+            kernels.double_backward(x2, y2, w2, g, ggx, ggy, ggw, out_x, out_y, out_w, out_g)
+    if not problem.shared_weights:
+        out_w = out_w.reshape(*lead, problem.weight_numel)
+    return TPDoubleGradients(
+        grad_x=out_x.reshape(*lead, problem.irreps_in1.dim),
+        grad_y=out_y.reshape(*lead, problem.irreps_in2.dim),
+        grad_w=out_w,
+        grad_grad_out=out_g.reshape(*lead, problem.irreps_out.dim),
+    )
