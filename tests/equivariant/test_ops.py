@@ -158,3 +158,34 @@ def test_double_backward_matches_the_oracle(name, dtype):
             assert_close_rel(actual, expected, "tp_double_backward", dtype)
     with pytest.raises(ValueError, match="gg_w must have shape"):
         tensor_product_double_backward(problem, x, y, w, grad_out, gg_w=gg_x)
+
+
+def test_assert_equivariant_helper_accepts_the_product_and_rejects_a_broken_one():
+    from multilinear.equivariant.testing import assert_equivariant, equivariance_error
+
+    problem = zoo.get("small-uvu", irrep_dtype="float64")
+    w = np.random.default_rng(2).standard_normal((4, problem.weight_numel))
+    irreps = [problem.irreps_in1, problem.irreps_in2]
+
+    def product(x, y):
+        return tensor_product(problem, x, y, w)
+
+    assert_equivariant(product, irreps, problem.irreps_out, batch=4, rng=0)
+
+    def broken(x, y):  # squaring every component breaks equivariance of the l >= 1 parts
+        return product(x, y) ** 2
+
+    assert equivariance_error(broken, irreps, problem.irreps_out, batch=4, rng=0) > 1e-3
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant(broken, irreps, problem.irreps_out, batch=4, rng=0)
+
+
+def test_rotate_equals_the_dense_matrix():
+    irreps = Irreps("3x0e+2x1o+1x2e+2x3o")
+    features = np.random.default_rng(4).standard_normal((5, irreps.dim))
+    angles = (0.4, 1.3, -2.0)
+    for k in (0, 1):
+        dense = features @ irreps.D_from_angles(*angles, k=k).T
+        np.testing.assert_allclose(irreps.rotate(features, *angles, k=k), dense, atol=1e-13)
+    with pytest.raises(ValueError, match="features must have shape"):
+        irreps.rotate(features[:, :-1], *angles)

@@ -343,6 +343,38 @@ class Irreps(tuple):
                 start += ir.dim
         return out
 
+    def rotate(self, features: Any, alpha: float, beta: float, gamma: float, k: int = 0) -> np.ndarray:
+        """Apply one rotation (and ``k`` inversions) to features, block by block, without the dense matrix.
+
+        Equal to ``features @ self.D_from_angles(alpha, beta, gamma, k).T`` but costs
+        ``O(sum(mul * d**2))`` per row, so it suits large irreps (MACE's ``irreps_out`` has dim 7,808).
+
+        Parameters
+        ----------
+        features : array_like
+            ``(..., dim)``.
+        alpha, beta, gamma : float
+            Euler angles of one rotation (e3nn's convention).
+        k : int
+            Number of inversions (odd: multiply odd-parity irreps by -1).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(..., dim)`` float64.
+        """
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim < 1 or x.shape[-1] != self.dim:
+            raise ValueError(f"features must have shape (..., {self.dim}) for irreps {self}, got {x.shape}")
+        out = np.empty_like(x)
+        blocks: dict[Irrep, np.ndarray] = {}
+        for segment, (mul, ir) in zip(self.slices(), self):
+            if ir not in blocks:
+                blocks[ir] = ir.D_from_angles(alpha, beta, gamma, k)
+            part = x[..., segment].reshape(*x.shape[:-1], mul, ir.dim)
+            out[..., segment] = (part @ blocks[ir].T).reshape(*x.shape[:-1], mul * ir.dim)
+        return out
+
 
 def _parse_irrep(text: str) -> Irrep:
     name = text.strip()

@@ -8,7 +8,7 @@
 >>> y = rng.standard_normal((10, problem.irreps_in2.dim), dtype=np.float32)
 >>> w = rng.standard_normal((10, problem.weight_numel), dtype=np.float32)
 >>> tensor_product(problem, x, y, w).shape
-(10, 110)
+(10, 224)
 
 Cast rule: inputs are converted to the problem's ``irrep_dtype`` (float32 or float64) when they hold real
 floating-point numbers of another precision, and made C-contiguous, at the cost of a copy; integer, bool or
