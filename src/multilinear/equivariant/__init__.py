@@ -13,6 +13,7 @@ from __future__ import annotations
 from multilinear.equivariant import zoo
 from multilinear.equivariant.builders import channelwise_problem, fully_connected_problem
 from multilinear.equivariant.clebsch_gordan import wigner_3j
+from multilinear.equivariant.graph import Graph, radius_graph
 from multilinear.equivariant.irreps import Irrep, Irreps, MulIrrep
 from multilinear.equivariant.ops import (
     TPDoubleGradients,
@@ -26,6 +27,7 @@ from multilinear.equivariant.spherical_harmonics import spherical_harmonics
 from multilinear.equivariant.wigner import random_angles, rotation_matrix, wigner_D
 
 __all__ = [
+    "Graph",
     "Instruction",
     "Irrep",
     "Irreps",
@@ -35,6 +37,7 @@ __all__ = [
     "TPProblem",
     "channelwise_problem",
     "fully_connected_problem",
+    "radius_graph",
     "random_angles",
     "rotation_matrix",
     "spherical_harmonics",
