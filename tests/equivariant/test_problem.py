@@ -218,6 +218,13 @@ def test_problem_is_hashable_and_equal_by_value():
     assert "paths" in repr(a)
 
 
+def test_none_normalisations_mean_e3nn_defaults():
+    problem = TPProblem(
+        "2x1o", "1x1o", "2x0e", [(0, 0, 0, "uvu", True)], irrep_normalization=None, path_normalization=None
+    )
+    assert (problem.irrep_normalization, problem.path_normalization) == ("component", "element")
+
+
 def test_e3nn_kwargs_round_trip():
     problem = zoo.get("small-mixed", irrep_normalization="norm", path_normalization="path")
     kwargs = problem.e3nn_kwargs()

@@ -182,7 +182,9 @@ class TPProblem:
     in1_var, in2_var, out_var : sequence of float, optional
         e3nn's variances, one per entry of the matching irreps (default all 1).
     irrep_normalization : {"component", "norm", "none"}
+        ``None`` means "component" (e3nn's default).
     path_normalization : {"element", "path", "none"}
+        ``None`` means "element" (e3nn's default).
     shared_weights : bool
         One weight vector ``(weight_numel,)`` for the whole batch, rather than ``(batch, weight_numel)``.
     internal_weights : bool
@@ -226,13 +228,16 @@ class TPProblem:
         in1_var: Sequence[float] | None = None,
         in2_var: Sequence[float] | None = None,
         out_var: Sequence[float] | None = None,
-        irrep_normalization: str = "component",
-        path_normalization: str = "element",
+        irrep_normalization: str | None = "component",
+        path_normalization: str | None = "element",
         shared_weights: bool = False,
         internal_weights: bool = False,
         irrep_dtype: Any = np.float32,
     ) -> None:
         in1, in2, out = Irreps(irreps_in1), Irreps(irreps_in2), Irreps(irreps_out)
+        # e3nn's None means its default
+        irrep_normalization = "component" if irrep_normalization is None else irrep_normalization
+        path_normalization = "element" if path_normalization is None else path_normalization
         check_choice(irrep_normalization, "irrep_normalization", IRREP_NORMALIZATIONS)
         check_choice(path_normalization, "path_normalization", PATH_NORMALIZATIONS)
         for name, flag in (("shared_weights", shared_weights), ("internal_weights", internal_weights)):
