@@ -41,8 +41,7 @@ def test_exact_solver_is_a_mode_solver_and_solves_the_normal_equations() -> None
         new = solver.solve(0, factors, np.ones(3))
         gram = GramCache(factors).hadamard_except(0)
         np.testing.assert_allclose(new @ gram, reference_mttkrp(dense, factors, 0), atol=1e-10)
-        np.testing.assert_allclose(solver.latest_mttkrp(0), reference_mttkrp(dense, factors, 0), atol=1e-12)
-        assert solver.latest_mttkrp(1) is None
+        assert solver.latest_inner_product(0) is None  # kept for the last mode only
         # after factor_changed (the solver updates its own Gram matrices) the next solve uses the new factor
         solver.factor_changed(0, new)
         updated = [new, factors[1], factors[2]]
@@ -50,3 +49,29 @@ def test_exact_solver_is_a_mode_solver_and_solves_the_normal_equations() -> None
         np.testing.assert_allclose(
             second @ GramCache(updated).hadamard_except(1), reference_mttkrp(dense, updated, 1), atol=1e-9
         )
+
+
+def test_inner_product_of_the_last_solve_equals_a_pass_over_the_nonzeros() -> None:
+    from multilinear.decompose._mttkrp import model_inner_product
+
+    X, _ = powerlaw_sparse((7, 6, 5), density=0.4, seed=4)
+    rng = np.random.default_rng(5)
+    factors = [rng.standard_normal((size, 3)) for size in X.shape]
+    solver = ExactSolver(X, list(factors))
+    new = solver.solve(2, factors, np.ones(3))
+    expected = model_inner_product(X, np.ones(3), [factors[0], factors[1], new])
+    np.testing.assert_allclose(solver.latest_inner_product(2), expected, rtol=1e-10)
+    assert solver.latest_inner_product(1) is None
+
+
+def test_solver_recycles_old_factors_without_touching_current_ones() -> None:
+    X, _ = powerlaw_sparse((7, 6, 5), density=0.4, seed=6)
+    rng = np.random.default_rng(7)
+    factors = [rng.standard_normal((size, 2)) for size in X.shape]
+    solver = ExactSolver(X, list(factors))
+    first = solver.solve(0, factors, np.ones(2))
+    solver.factor_changed(0, first)
+    kept = first.copy()
+    second = solver.solve(0, [first, factors[1], factors[2]], np.ones(2))
+    assert second is factors[0]  # the factor from two updates ago is reused
+    np.testing.assert_array_equal(first, kept)  # the current factor is left alone

@@ -67,11 +67,49 @@ class GramCache:
         return self.hadamard_except(-1)
 
 
-def solve_normal_equations(rhs: np.ndarray, gram: np.ndarray) -> np.ndarray:
-    """Solve ``A @ gram = rhs`` for A (gram symmetric positive semi-definite).
+class NormalEquations:
+    """The inverse of the R x R matrix ``gram`` (symmetric positive semi-definite) for ``A @ gram = B``.
 
-    Cholesky when ``gram`` is well conditioned; otherwise (or when Cholesky fails) the minimum-norm
-    least-squares solution ``rhs @ pinv(gram)``.
+    By Cholesky when ``gram`` is well conditioned; otherwise (or when Cholesky fails) the pseudo-inverse,
+    which gives the minimum-norm least-squares solution. The solve is then one matrix product
+    ``B @ inverse`` (a GEMM: several times faster than two triangular solves with ``I`` right-hand sides).
+    """
+
+    def __init__(self, gram: np.ndarray) -> None:
+        import scipy.linalg
+
+        rank = gram.shape[0]
+        self.inverse = np.zeros((rank, rank))
+        self.method = "zero"
+        if not np.any(gram):
+            return
+        try:
+            factor = scipy.linalg.cho_factor(gram, lower=True, check_finite=False)
+            diag = np.abs(np.diag(factor[0]))
+            if diag.min() > 0 and (diag.max() / diag.min()) ** 2 < _MAX_CONDITION:
+                self.inverse = scipy.linalg.cho_solve(factor, np.eye(rank), check_finite=False)
+                self.inverse = 0.5 * (self.inverse + self.inverse.T)
+                self.method = "cholesky"
+                return
+        except np.linalg.LinAlgError:
+            pass
+        self.inverse = np.linalg.pinv(gram, hermitian=True)
+        self.method = "pinv"
+
+    def solve(self, rhs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The solution A (I, R) of ``A @ gram = rhs``, written into ``out`` when given (C-contiguous)."""
+        if out is None:
+            out = np.empty(rhs.shape, dtype=np.float64)
+        np.matmul(rhs, self.inverse, out=out)
+        return out
+
+    def trace_of_solution(self, rhs_gram: np.ndarray) -> float:
+        """``trace(gram^-1 @ rhs_gram)``: equals ``sum(A * B)`` for ``A`` the solution and ``rhs_gram = B^T B``."""
+        return float(np.sum(self.inverse * rhs_gram))
+
+
+def solve_normal_equations(rhs: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """Solve ``A @ gram = rhs`` for A (gram symmetric positive semi-definite); see ``NormalEquations``.
 
     Parameters
     ----------
@@ -80,24 +118,9 @@ def solve_normal_equations(rhs: np.ndarray, gram: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of float64, shape (I, R), C-contiguous
+    ndarray of float64, shape (I, R), C-contiguous (a new array)
     """
-    import scipy.linalg
-
-    if not np.any(gram):
-        return np.zeros_like(rhs)
-    try:
-        factor = scipy.linalg.cho_factor(gram, lower=True, check_finite=False)
-        diag = np.abs(np.diag(factor[0]))
-        well_conditioned = diag.min() > 0 and (diag.max() / diag.min()) ** 2 < _MAX_CONDITION
-    except np.linalg.LinAlgError:
-        well_conditioned = False
-    if well_conditioned:
-        # rhs.T is the Fortran-ordered (R, I) view of a C-ordered rhs: no copy; the result's transpose is
-        # C-ordered again.
-        solution = scipy.linalg.cho_solve(factor, rhs.T, check_finite=False)
-        return np.ascontiguousarray(solution.T)
-    return np.ascontiguousarray(rhs @ np.linalg.pinv(gram, hermitian=True))
+    return NormalEquations(gram).solve(np.asarray(rhs, dtype=np.float64))
 
 
 class ExactSolver:
@@ -122,27 +145,51 @@ class ExactSolver:
         self._factors = list(factors)
         self._stacked = stack_factors(self._factors) if self._sparse else None
         self._row_starts = np.concatenate(([0], np.cumsum([f.shape[0] for f in factors])))
-        self._latest: tuple[int, np.ndarray] | None = None
+        self._spare: dict[int, np.ndarray] = {}
+        largest = max(f.shape[0] for f in factors)
+        self._scratch = np.empty((largest, factors[0].shape[1])) if self._sparse else None
+        self._latest: tuple[int, float] | None = None
 
     def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
-        """MTTKRP of ``mode`` then the normal equations; ``weights`` are absorbed (not needed)."""
+        """MTTKRP of ``mode`` then the normal equations; ``weights`` are absorbed (not needed).
+
+        The result is written into a recycled array: the factor of ``mode`` from two updates ago (large
+        fresh arrays cost page faults). Arrays returned earlier may therefore be overwritten later.
+        """
         if self._sparse:
-            rhs = sparse_mttkrp_stacked(self._X, self._stacked, mode)
+            rhs = sparse_mttkrp_stacked(self._X, self._stacked, mode, self._scratch[: self._X.shape[mode]])
         else:
             rhs = dense_mttkrp(self._X, self._factors, mode)
-        self._latest = (mode, rhs)
-        return solve_normal_equations(rhs, self._grams.hadamard_except(mode))
+        system = NormalEquations(self._grams.hadamard_except(mode))
+        if mode == len(self._factors) - 1:
+            # <X, M> of the updated model (sum(A * rhs), weights absorbed in A), kept for the fit
+            self._latest = (mode, system.trace_of_solution(rhs.T @ rhs))
+        return system.solve(rhs, out=self._spare.pop(mode, None))
 
     def factor_changed(self, mode: int, factor: np.ndarray) -> None:
-        """Record the new factor of ``mode`` (stacked copy, Gram matrix)."""
+        """Record the new factor of ``mode`` (stacked copy, Gram matrix); recycle the previous one."""
+        previous = self._factors[mode]
         self._factors[mode] = factor
+        if (
+            previous is not factor
+            and previous.shape == factor.shape
+            and previous.dtype == np.float64
+            and previous.flags.c_contiguous
+            and previous.flags.writeable
+        ):
+            self._spare[mode] = previous
         if self._stacked is not None:
             self._stacked[self._row_starts[mode] : self._row_starts[mode + 1]] = factor
         if self._owns_grams:
             self._grams.update(mode, factor)
 
-    def latest_mttkrp(self, mode: int) -> np.ndarray | None:
-        """The MTTKRP computed by the latest ``solve`` if it was for ``mode``, else None."""
+    def latest_inner_product(self, mode: int) -> float | None:
+        """``<X, M>`` for the model right after the latest ``solve``, if that solve was for ``mode``.
+
+        Computed from that solve's MTTKRP (``trace(H^+ K)`` with ``K = MTTKRP^T MTTKRP`` and ``H`` the
+        Hadamard product of the other Gram matrices), so it costs no pass over the nonzeros. It holds
+        while the other factors have not changed since.
+        """
         if self._latest is not None and self._latest[0] == mode:
             return self._latest[1]
         return None

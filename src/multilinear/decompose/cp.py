@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from multilinear._core.rng import as_generator
+from multilinear._core.threads import thread_limits
 from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_choice, check_nonnegative_float, check_positive_int
 from multilinear.decompose._init import gaussian_factors, given_factors, range_finder_factors
@@ -21,6 +22,8 @@ from multilinear.tensor.sparse import SparseTensor
 METHODS = ("exact", "arls-lev", "arls-lev-hybrid", "sts")
 RANDOMIZED_METHODS = METHODS[1:]
 DEFAULT_SAMPLES = 2**16
+# BLAS threads inside the ALS loop (None: leave BLAS as it is). bench/bench_cp.py compares both.
+_LOOP_BLAS_THREADS: int | None = 1
 
 Callback = Callable[[int, "float | None", list[np.ndarray]], Any]
 
@@ -136,7 +139,9 @@ def cp_als(
 
     state = _LoopState(factors=factors, weights=np.ones(rank))
     reporter = RichProgress(method, rank, max_iter) if progress else NoProgress()
-    with reporter:
+    # BLAS runs single-threaded inside the loop: its calls here are small (R x R solves, Grams) and
+    # OpenBLAS's threads fight numba's pool on a small machine (measured: bench/bench_cp.py).
+    with reporter, thread_limits(blas_threads=_LOOP_BLAS_THREADS):
         try:
             _als_loop(tensor, solver, grams, norm_x, state, max_iter, tol, fit_every, callback, reporter)
         except KeyboardInterrupt:
@@ -206,8 +211,8 @@ def _als_loop(
 
         fit: float | None = None
         if iteration % fit_every == 0 or iteration == max_iter:
-            last_mttkrp = solver.latest_mttkrp(nmodes - 1) if isinstance(solver, ExactSolver) else None
-            fit = _fit(X, norm_x, state.weights, state.factors, grams, last_mttkrp)
+            inner = solver.latest_inner_product(nmodes - 1) if isinstance(solver, ExactSolver) else None
+            fit = _fit(X, norm_x, state.weights, state.factors, grams, inner)
             previous = state.latest_fit
             state.latest_fit = fit
             state.history.append((iteration, fit))
@@ -227,13 +232,11 @@ def _fit(
     weights: np.ndarray,
     factors: list[np.ndarray],
     grams: GramCache,
-    last_mttkrp: np.ndarray | None,
+    inner: float | None,
 ) -> float:
-    """Exact fit ``1 - ||X - M|| / ||X||``; ``last_mttkrp`` is the MTTKRP of the last mode, if current."""
+    """Exact fit ``1 - ||X - M|| / ||X||``; ``inner`` is ``<X, M>`` when known (else one pass computes it)."""
     model_norm_sq = float(weights @ grams.hadamard_all() @ weights)
-    if last_mttkrp is not None:
-        inner = float(np.sum((last_mttkrp * factors[-1]) @ weights))
-    else:
+    if inner is None:
         inner = model_inner_product(X, weights, factors)
     residual_sq = max(norm_x**2 + model_norm_sq - 2.0 * inner, 0.0)
     return float(1.0 - np.sqrt(residual_sq) / norm_x)
