@@ -82,6 +82,16 @@ def test_leading_dimensions_cast_and_layout():
         3,
         problem.weight_numel,
     )
+    buffer = np.full((2, 3, problem.irreps_out.dim), np.nan, dtype=np.float32)
+    assert (
+        tensor_product(problem, x.reshape(2, 3, -1), y.reshape(2, 3, -1), w.reshape(2, 3, -1), out=buffer)
+        is buffer
+    )
+    np.testing.assert_array_equal(buffer, shaped)
+    with pytest.raises(ValueError, match="out must be a writeable C-contiguous float32 array"):
+        tensor_product(problem, x, y, w, out=np.empty((6, problem.irreps_out.dim), np.float64))
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        tensor_product(problem, x, y, w, out=np.empty((problem.irreps_out.dim, 6), np.float32).T)
     single = tensor_product(problem, x, y, w, threads=1)
     np.testing.assert_allclose(single, flat, rtol=1e-6, atol=1e-6)
 

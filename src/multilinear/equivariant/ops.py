@@ -107,6 +107,7 @@ def tensor_product(
     y: Any,
     w: Any = None,
     *,
+    out: np.ndarray | None = None,
     threads: int | None = None,
     check_inputs_finite: bool = False,
 ) -> np.ndarray:
@@ -122,6 +123,10 @@ def tensor_product(
     w : array_like, optional
         ``(..., weight_numel)`` per sample, or ``(weight_numel,)`` when ``problem.shared_weights``; may be
         omitted only when the problem has no weights.
+    out : numpy.ndarray, optional
+        A C-contiguous ``(..., irreps_out.dim)`` array of ``problem.irrep_dtype`` to write into (it is
+        overwritten and returned). Reusing one buffer avoids the page faults of a fresh large output,
+        which can cost as much as the product itself.
     threads : int, optional
         numba threads for this call (restored after); default: numba's current setting.
     check_inputs_finite : bool
@@ -130,17 +135,33 @@ def tensor_product(
     Returns
     -------
     numpy.ndarray
-        ``(..., irreps_out.dim)`` in ``problem.irrep_dtype``.
+        ``(..., irreps_out.dim)`` in ``problem.irrep_dtype`` (``out`` when given).
     """
     problem = _check_problem(problem)
     x2, y2, w2, lead = _prepare(problem, x, y, w, check_inputs_finite)
-    out = np.empty((x2.shape[0], problem.irreps_out.dim), dtype=x2.dtype)
+    shape = (*lead, problem.irreps_out.dim)
+    if out is None:
+        result = np.empty(shape, dtype=x2.dtype)
+    else:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+        if (
+            out.dtype != x2.dtype
+            or out.shape != shape
+            or not out.flags.c_contiguous
+            or not out.flags.writeable
+        ):
+            raise ValueError(
+                f"out must be a writeable C-contiguous {x2.dtype} array of shape {shape}, got "
+                f"{out.dtype} {out.shape}{'' if out.flags.c_contiguous else ' (not C-contiguous)'}"
+            )
+        result = out
     if x2.shape[0] == 0:
-        return out.reshape(*lead, problem.irreps_out.dim)
+        return result
     kernels = _kernels(problem)
     with thread_limits(threads):
-        kernels.forward(x2, y2, w2, out)
-    return out.reshape(*lead, problem.irreps_out.dim)
+        kernels.forward(x2, y2, w2, result.reshape(x2.shape[0], problem.irreps_out.dim))
+    return result
 
 
 def tensor_product_backward(
