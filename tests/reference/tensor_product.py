@@ -67,7 +67,7 @@ def reference_forward(spec: TPKernelSpec, x, y, w) -> np.ndarray:
         sw, sx, sy, sz = _SUBSCRIPTS[path.mode]
         contribution = np.einsum(f"ijk,b{sx},b{sy},b{sw}->b{sz}", dense_cg(path), xs, ys, ws)
         cols = slice(path.offset_out, path.offset_out + path.mul_out * path.dim_out)
-        z[:, cols] += path.coefficient * contribution.reshape(batch, -1)
+        z[:, cols] += path.coefficient * contribution.reshape(batch, path.mul_out * path.dim_out)
     return z
 
 
@@ -91,8 +91,12 @@ def reference_backward(spec: TPKernelSpec, x, y, w, grad_out) -> tuple[np.ndarra
         c = path.coefficient
         gx = np.einsum(f"ijk,b{sy},b{sz},b{sw}->b{sx}", cg, ys, gs, ws)
         gy = np.einsum(f"ijk,b{sx},b{sz},b{sw}->b{sy}", cg, xs, gs, ws)
-        grad_x[:, path.offset_in1 : path.offset_in1 + xs.shape[1] * xs.shape[2]] += c * gx.reshape(batch, -1)
-        grad_y[:, path.offset_in2 : path.offset_in2 + ys.shape[1] * ys.shape[2]] += c * gy.reshape(batch, -1)
+        grad_x[:, path.offset_in1 : path.offset_in1 + xs.shape[1] * xs.shape[2]] += c * gx.reshape(
+            batch, path.mul_in1 * path.dim_in1
+        )
+        grad_y[:, path.offset_in2 : path.offset_in2 + ys.shape[1] * ys.shape[2]] += c * gy.reshape(
+            batch, path.mul_in2 * path.dim_in2
+        )
         if path.has_weight:
             out = sw if spec.shared_weights else "b" + sw
             gw = np.einsum(f"ijk,b{sx},b{sy},b{sz}->{out}", cg, xs, ys, gs)
@@ -100,7 +104,7 @@ def reference_backward(spec: TPKernelSpec, x, y, w, grad_out) -> tuple[np.ndarra
             if spec.shared_weights:
                 grad_w[lo:hi] += c * gw.reshape(-1)
             else:
-                grad_w[:, lo:hi] += c * gw.reshape(batch, -1)
+                grad_w[:, lo:hi] += c * gw.reshape(batch, hi - lo)
     return grad_x, grad_y, grad_w
 
 

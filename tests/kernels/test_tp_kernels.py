@@ -1,0 +1,175 @@
+"""Generated tensor-product kernels against the einsum oracle in ``tests/reference/tensor_product.py``.
+
+Compile time is what these tests cost, so each (spec, dtype, weight sharing) case compiles once and the
+tests of one case share it: a mixed stand-in spec read off e3nn (every mode, weightless paths, a "uvu"
+with several y channels), per-sample and shared weights; two zoo problems from ``TPProblem.kernel_spec``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from multilinear.kernels.tensor_product import TPKernels, get_tp_kernels, tp_cache_dir
+from multilinear.kernels.tp_spec import TPKernelSpec
+from tests.reference.tensor_product import (
+    reference_backward,
+    reference_double_backward,
+    reference_forward,
+    spec_from_e3nn,
+)
+from tests.tolerances import assert_close_rel
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("e3nn")
+
+from tests.kernels.test_tp_reference import _e3nn_mixed  # noqa: E402  (needs e3nn)
+
+BATCHES = (0, 1, 7, 33)
+
+
+def _mixed_spec(shared: bool, dtype: str) -> TPKernelSpec:
+    return replace(spec_from_e3nn(_e3nn_mixed(shared)), dtype=dtype)
+
+
+def _zoo_spec(name: str, dtype: str) -> TPKernelSpec:
+    from multilinear.equivariant import zoo
+
+    return zoo.get(name).kernel_spec(dtype)
+
+
+CASES = {
+    "mixed-per_sample-float64": lambda: _mixed_spec(False, "float64"),
+    "mixed-per_sample-float32": lambda: _mixed_spec(False, "float32"),
+    "mixed-shared-float32": lambda: _mixed_spec(True, "float32"),
+    "zoo-small-mixed-float64": lambda: _zoo_spec("small-mixed", "float64"),
+    "zoo-mace-large-float32": lambda: _zoo_spec("mace-large", "float32"),
+}
+
+
+def _inputs(spec: TPKernelSpec, batch: int, seed: int):
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(spec.dtype)
+    weight_shape = (spec.weight_numel,) if spec.shared_weights else (batch, spec.weight_numel)
+    shapes = [(batch, spec.dim_in1), (batch, spec.dim_in2), weight_shape, (batch, spec.dim_out)]
+    return [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+
+
+def _garbage_like(array: np.ndarray) -> np.ndarray:
+    """Outputs start as NaN so a kernel that forgets to overwrite an entry fails."""
+    return np.full_like(array, np.nan)
+
+
+@pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
+def case(request) -> tuple[TPKernelSpec, TPKernels]:
+    spec = CASES[request.param]()
+    return spec, get_tp_kernels(spec)
+
+
+def test_forward_matches_reference(case):
+    spec, kernels = case
+    for batch in BATCHES:
+        x, y, w, _ = _inputs(spec, batch, seed=batch)
+        z = np.full((batch, spec.dim_out), np.nan, dtype=spec.dtype)
+        kernels.forward(x, y, w, z)
+        assert_close_rel(z, reference_forward(spec, x, y, w), "tp_forward", spec.dtype)
+
+
+def test_backward_matches_reference(case):
+    spec, kernels = case
+    for batch in BATCHES:
+        x, y, w, g = _inputs(spec, batch, seed=100 + batch)
+        grads = [_garbage_like(a) for a in (x, y, w)]
+        kernels.backward(x, y, w, g, *grads)
+        for ours, expected in zip(grads, reference_backward(spec, x, y, w, g)):
+            assert_close_rel(ours, expected, "tp_backward", spec.dtype)
+
+
+@pytest.mark.parametrize("present", ["xyw", "x", "y", "w", "", "yw"])
+def test_double_backward_matches_reference(case, present):
+    spec, kernels = case
+    batch = 7
+    x, y, w, g = _inputs(spec, batch, seed=200)
+    _, _, _, _ = gg_all = _inputs(spec, batch, seed=201)
+    gg = [gg_all[n] if name in present else None for n, name in enumerate("xyw")]
+    outs = [_garbage_like(a) for a in (x, y, w, g)]
+    kernels.double_backward(x, y, w, g, *gg, *outs)
+    for ours, expected in zip(outs, reference_double_backward(spec, x, y, w, g, *gg)):
+        assert_close_rel(ours, expected, "tp_double_backward", spec.dtype)
+
+
+def test_kernels_are_memoised_per_spec_key(case):
+    spec, kernels = case
+    assert get_tp_kernels(replace(spec)) is kernels
+    assert kernels.spec == spec
+
+
+def test_kernel_checks_dtype_shape_and_contiguity():
+    spec, kernels = CASES["mixed-per_sample-float64"](), None
+    kernels = get_tp_kernels(spec)
+    x, y, w, g = _inputs(spec, 4, seed=0)
+    z = np.empty_like(g)
+    with pytest.raises(TypeError, match="dtype float64"):
+        kernels.forward(x.astype(np.float32), y, w, z)
+    with pytest.raises(ValueError, match=r"y must have shape \(4, "):
+        kernels.forward(x, y[:3], w, z)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernels.forward(x, np.asfortranarray(y), w, z)
+    with pytest.raises(ValueError, match="out must have shape"):
+        kernels.forward(x, y, w, z[:, :-1])
+    with pytest.raises(TypeError, match="spec must be a TPKernelSpec"):
+        get_tp_kernels("mace-large")
+
+
+def test_generated_source_is_written_to_the_cache_dir():
+    spec = CASES["mixed-per_sample-float64"]()
+    kernels = get_tp_kernels(spec)
+    path = tp_cache_dir() / f"tp_{spec.key()}.py"
+    assert path.is_file()
+    assert kernels.module.__file__ == str(path)
+    assert "def forward(" in path.read_text() and "def backward(" in path.read_text()
+
+
+def test_second_process_loads_from_disk_without_compiling():
+    """After this process compiled a spec, a fresh process with the same cache dirs hits numba's cache."""
+    spec = CASES["mixed-per_sample-float64"]()
+    kernels = get_tp_kernels(spec)
+    x, y, w, g = _inputs(spec, 3, seed=0)
+    kernels.forward(x, y, w, np.empty_like(g))
+    kernels.backward(x, y, w, g, np.empty_like(x), np.empty_like(y), np.empty_like(w))
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from dataclasses import replace
+        import numpy as np
+        from tests.reference.tensor_product import spec_from_e3nn
+        from tests.kernels.test_tp_reference import _e3nn_mixed
+        from multilinear.kernels.tensor_product import get_tp_kernels
+        spec = replace(spec_from_e3nn(_e3nn_mixed(False)), dtype="float64")
+        start = time.perf_counter()
+        k = get_tp_kernels(spec)
+        x = np.ones((3, spec.dim_in1)); y = np.ones((3, spec.dim_in2)); w = np.ones((3, spec.weight_numel))
+        g = np.ones((3, spec.dim_out))
+        k.forward(x, y, w, np.empty_like(g))
+        k.backward(x, y, w, g, np.empty_like(x), np.empty_like(y), np.empty_like(w))
+        elapsed = time.perf_counter() - start
+        hits = sum(sum(f.stats.cache_hits.values()) for f in k.module.KERNELS)
+        misses = sum(sum(f.stats.cache_misses.values()) for f in k.module.KERNELS)
+        print(hits, misses, elapsed)
+        """
+    )
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=root, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    hits, misses, elapsed = result.stdout.split()
+    assert int(hits) >= 2 and int(misses) == 0, result.stdout
+    assert float(elapsed) < 30.0  # loading is ~0.1 s; compiling this spec takes far longer than that
