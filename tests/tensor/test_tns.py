@@ -21,13 +21,18 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Split even tiny files into many parallel chunks, so chunk boundaries are exercised."""
+    """Parse even tiny files in many parallel chunks, so chunk boundaries and the parallel paths run."""
     monkeypatch.setattr(tns, "_CHUNK_MIN_BYTES", 40)
+    monkeypatch.setattr(tns, "_PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(tns, "_PARALLEL_MIN_ROWS", 2)
 
 
 # ------------------------------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
 @pytest.mark.parametrize("suffix", [".tns", ".tns.gz"])
-def test_round_trip_random_tensor(tmp_path, suffix):
+def test_round_trip_random_tensor(tmp_path, suffix, parallel, request):
+    if parallel:
+        request.getfixturevalue("small_chunks")
     X = random_sparse((30, 20, 10, 5), 2000, rng=1)
     X.values[::7] *= -1e-12
     X.values[::11] = np.round(X.values[::11] * 1000)
@@ -141,7 +146,11 @@ def test_values_equal_python_float_on_random_tokens(tmp_path, small_chunks):
     assert same_bits(X.values, expected)
 
 
-def test_many_fallback_tokens_in_one_chunk(tmp_path):
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_many_fallback_tokens_in_one_chunk(tmp_path, parallel, monkeypatch):
+    if parallel:  # few chunks, each with more fallback tokens than its buffer holds
+        monkeypatch.setattr(tns, "_CHUNK_MIN_BYTES", 4000)
+        monkeypatch.setattr(tns, "_PARALLEL_MIN_BYTES", 0)
     gen = random.Random(3)
     tokens = ["0." + "".join(gen.choice("0123456789") for _ in range(25)) + "1" for _ in range(500)]
     path = tmp_path / "long.tns"
@@ -252,7 +261,10 @@ def _refuse_text_parsing(monkeypatch):
     monkeypatch.setattr(tns, "_parse_file", refuse)
 
 
-def test_second_read_uses_the_cache(tmp_path, monkeypatch):
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_second_read_uses_the_cache(tmp_path, monkeypatch, parallel, request):
+    if parallel:
+        request.getfixturevalue("small_chunks")
     path = tmp_path / "x.tns"
     X = _write_small(path)
     ml.read_tns(path)

@@ -60,14 +60,21 @@ def _is_digit(byte):
     return byte >= 48 and byte <= 57
 
 
+@njit(cache=True)
+def count_newlines_range(buffer, start, stop):
+    """Number of ``\\n`` bytes in ``buffer[start:stop]``."""
+    total = 0
+    for p in range(start, stop):
+        if buffer[p] == _NEWLINE:
+            total += 1
+    return total
+
+
 @njit(cache=True, parallel=True)
 def count_newlines(buffer, starts, stops, counts):
-    """counts[c] = number of ``\\n`` bytes in ``buffer[starts[c]:stops[c]]``."""
+    """counts[c] = number of ``\\n`` bytes in ``buffer[starts[c]:stops[c]]``, chunks in parallel."""
     for c in prange(starts.shape[0]):
-        total = 0
-        for p in range(starts[c], stops[c]):
-            total += buffer[p] == _NEWLINE
-        counts[c] = total
+        counts[c] = count_newlines_range(buffer, starts[c], stops[c])
 
 
 @njit(cache=True)
@@ -336,6 +343,23 @@ def compact_rows(indices, values, first_rows, rows_written):
     return out
 
 
+@njit(cache=True)
+def rows_increasing_range(indices, first, last):
+    """True when each row in ``first:last`` is lexicographically greater than the row before it."""
+    ncols = indices.shape[1]
+    for r in range(max(1, first), last):
+        greater = False  # equal rows are not greater
+        for m in range(ncols):
+            a = indices[r - 1, m]
+            b = indices[r, m]
+            if b != a:
+                greater = b > a
+                break
+        if not greater:
+            return False
+    return True
+
+
 @njit(cache=True, parallel=True)
 def rows_strictly_increasing(indices, nparts):
     """True when every row of ``indices`` is lexicographically greater than the one before it.
@@ -343,20 +367,7 @@ def rows_strictly_increasing(indices, nparts):
     Such rows are sorted and hold no duplicate coordinates, so the front end can skip sorting them.
     """
     rows = indices.shape[0]
-    ncols = indices.shape[1]
     ordered = np.ones(nparts, dtype=np.bool_)
     for part in prange(nparts):
-        first = max(1, rows * part // nparts)
-        last = rows * (part + 1) // nparts
-        for r in range(first, last):
-            greater = False
-            for m in range(ncols):
-                a = indices[r - 1, m]
-                b = indices[r, m]
-                if b != a:
-                    greater = b > a
-                    break
-            if not greater:
-                ordered[part] = False
-                break
+        ordered[part] = rows_increasing_range(indices, rows * part // nparts, rows * (part + 1) // nparts)
     return ordered.all()

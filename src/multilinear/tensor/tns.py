@@ -6,17 +6,20 @@ with the gzip magic bytes) are decompressed transparently.
 
 Reading parses the raw bytes with a numba kernel (:mod:`multilinear.kernels.tns_parse`) in parallel chunks;
 values are converted exactly (the same double as Python's ``float``). A successful read writes a cache
-``<file>.mlcache`` beside the file (indices stored per mode in the smallest unsigned dtype that fits), keyed by
-the file's absolute path, size and modification time; the next read of an unchanged file loads it without
+``<file>.mlcache`` beside the file (indices stored in the smallest unsigned dtype that fits), keyed by the
+file's absolute path, size and modification time; the next read of an unchanged file loads it without
 parsing or re-validating.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import mmap
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,8 @@ CACHE_FORMAT = 1
 CACHE_SUFFIX = ".mlcache"
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK_MIN_BYTES = 1 << 20
+_PARALLEL_MIN_BYTES = 1 << 23  # smaller files are parsed by one thread: waking others costs more
+_PARALLEL_MIN_ROWS = 1 << 20
 _FALLBACK_CAPACITY = 64
 _WRITE_BLOCK_ROWS = 1 << 18
 
@@ -108,18 +113,35 @@ def _check_shape(shape: Any) -> tuple[int, ...]:
     return dims
 
 
-def _read_bytes(source: Path) -> bytes:
+def _read_bytes(source: Path) -> bytes | mmap.mmap:
+    """The text of ``source``: memory-mapped when plain (no copy), decompressed when gzip."""
     with open(source, "rb") as handle:
-        data = handle.read()
-    if source.name.endswith(".gz") or data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{source}: not a valid gzip file ({exc})") from None
-    return data
+        magic = handle.read(2)
+        if not (source.name.endswith(".gz") or magic == _GZIP_MAGIC):
+            if os.fstat(handle.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        handle.seek(0)
+        compressed = handle.read()
+    try:
+        return gzip.decompress(compressed)
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{source}: not a valid gzip file ({exc})") from None
 
 
-def _first_data_line(data: bytes) -> tuple[int, int, bytes] | None:
+@contextlib.contextmanager
+def _dynamic_schedule() -> Iterator[None]:
+    """numba hands out prange iterations one at a time inside the block (instead of equal static shares)."""
+    import numba
+
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(previous)
+
+
+def _first_data_line(data: bytes | mmap.mmap) -> tuple[int, int, bytes] | None:
     """(1-based line number, byte offset, text) of the first line that is neither blank nor a comment."""
     pos = 0
     line = 1
@@ -137,10 +159,14 @@ def _first_data_line(data: bytes) -> tuple[int, int, bytes] | None:
     return None
 
 
-def _chunk_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``data`` into byte ranges that end just after a line break (the last one at the end)."""
+def _chunk_bounds(data: bytes | mmap.mmap) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``data`` into byte ranges that end just after a line break (the last one at the end).
+
+    Many more chunks than threads, handed out one at a time: a thread the (shared) machine delays does not
+    hold up the others for long.
+    """
     size = len(data)
-    nchunks = max(1, min(4 * default_threads(), size // _CHUNK_MIN_BYTES))
+    nchunks = max(1, min(16 * default_threads(), size // _CHUNK_MIN_BYTES))
     starts = [0]
     for k in range(1, nchunks):
         cut = data.find(b"\n", k * size // nchunks)
@@ -184,10 +210,18 @@ def _parse_file(
     limit_array = np.zeros(nmodes, dtype=np.int64) if limits is None else np.asarray(limits, np.int64)
 
     buffer = np.frombuffer(data, dtype=np.uint8)
-    starts, stops = _chunk_bounds(data)
+    parallel = len(data) >= _PARALLEL_MIN_BYTES
+    if parallel:
+        starts, stops = _chunk_bounds(data)
+    else:
+        starts, stops = np.array([0], dtype=np.int64), np.array([len(data)], dtype=np.int64)
     nchunks = starts.shape[0]
     newlines = np.empty(nchunks, dtype=np.int64)
-    tns_parse.count_newlines(buffer, starts, stops, newlines)
+    if parallel:
+        with _dynamic_schedule():
+            tns_parse.count_newlines(buffer, starts, stops, newlines)
+    else:
+        newlines[0] = tns_parse.count_newlines_range(buffer, 0, len(data))
     reserved = newlines.copy()
     if len(data) and data[-1:] != b"\n":
         reserved[-1] += 1
@@ -203,10 +237,17 @@ def _parse_file(
     fallback_spans = np.empty((nchunks, _FALLBACK_CAPACITY, 2), dtype=np.int64)
     status = np.zeros((nchunks, tns_parse.STATUS_WIDTH), dtype=np.int64)
     tables = (*tns_float.power_of_five_table(), tns_float.exact_powers_of_ten())
-    tns_parse.parse_chunks(
-        buffer, starts, stops, first_rows, nmodes, limit_array, *tables,
-        indices, values, maxima, fallback_rows, fallback_lines, fallback_spans, status,
-    )  # fmt: skip
+    if parallel:
+        with _dynamic_schedule():
+            tns_parse.parse_chunks(
+                buffer, starts, stops, first_rows, nmodes, limit_array, *tables,
+                indices, values, maxima, fallback_rows, fallback_lines, fallback_spans, status,
+            )  # fmt: skip
+    else:
+        tns_parse.parse_range(
+            buffer, 0, len(data), nmodes, limit_array, *tables, indices, values, 0, maxima[0],
+            fallback_rows[0], fallback_lines[0], fallback_spans[0], status[0],
+        )  # fmt: skip
 
     failed = np.flatnonzero(status[:, tns_parse.ST_ERROR])
     if failed.size:
@@ -265,7 +306,13 @@ def _handle_duplicates(
 
     if indices.shape[0] < 2:
         return indices, values, False
-    if tns_parse.rows_strictly_increasing(indices, 4 * default_threads()):
+    rows = indices.shape[0]
+    if rows >= _PARALLEL_MIN_ROWS:
+        with _dynamic_schedule():
+            ordered = tns_parse.rows_strictly_increasing(indices, 16 * default_threads())
+    else:
+        ordered = tns_parse.rows_increasing_range(indices, 0, rows)
+    if ordered:
         return indices, values, False  # sorted, hence no duplicates: the common case for .tns files
     keys = _linear_keys(indices, dims)
     if keys is not None:
@@ -298,7 +345,7 @@ def _show(text: bytes, limit: int = 120) -> str:
 
 def _explain_error(
     source: Path,
-    data: bytes,
+    data: bytes | mmap.mmap,
     code: int,
     line: int,
     field: int,
@@ -344,9 +391,10 @@ def _explain_error(
 # ---------------------------------------------------------------------------------------------- cache
 # Layout: 8 magic bytes, a little-endian uint64 header length, a JSON header, then the arrays, each at an
 # offset that is a multiple of 64 bytes. The header holds the key (source path, size, mtime_ns), the
-# shape, nnz, per-mode maxima and, for every array, its dtype and offset. Indices are stored per mode in the
-# smallest unsigned dtype that fits. Loading checks the magic, the key and the file size (so a truncated or
-# garbled cache is ignored) and does not re-validate the data: it was validated when the cache was written.
+# shape, nnz, per-mode maxima and, for every array, its dtype and offset. Indices are stored as one
+# (nnz, N) array in the smallest unsigned dtype that fits the largest of them. Loading checks the magic,
+# the key and the file size (so a truncated or garbled cache is ignored) and does not re-validate the
+# data: it was validated when the cache was written.
 _CACHE_MAGIC = b"MLTNSC01"
 _ALIGN = 64
 
@@ -380,10 +428,8 @@ def _write_cache(
     maxima: np.ndarray,
 ) -> None:
     """Write the cache atomically (temporary file, then rename); skip silently when that is not possible."""
-    arrays = [("values", tensor.values)]
-    for mode in range(tensor.ndim):
-        dtype = _smallest_unsigned(max(int(maxima[mode]), 0))
-        arrays.append((f"index_{mode}", tensor.indices[:, mode].astype(dtype)))
+    index_dtype = _smallest_unsigned(max([int(m) for m in maxima] + [0]))
+    arrays = [("values", tensor.values), ("indices", tensor.indices.astype(index_dtype))]
     layout = []
     offset = 0
     for name, array in arrays:
@@ -446,19 +492,26 @@ def _load_cache(cache_path: Path, source: Path, stat: os.stat_result) -> tuple[S
         values = np.fromfile(
             cache_path, dtype=np.float64, count=nnz, offset=data_start + int(values_entry["offset"])
         )
-        indices = np.empty((nnz, len(shape)), dtype=np.int64)
-        for mode in range(len(shape)):
-            entry = entries[f"index_{mode}"]
-            if nnz:
-                indices[:, mode] = np.memmap(
-                    cache_path,
-                    dtype=np.dtype(entry["dtype"]),
-                    mode="r",
-                    offset=data_start + int(entry["offset"]),
-                    shape=(nnz,),
-                )
         if values.shape != (nnz,):
             return None
+        indices = np.empty((nnz, len(shape)), dtype=np.int64)
+        if nnz:
+            from multilinear.kernels import tns_cache
+
+            entry = entries["indices"]
+            stored = np.memmap(
+                cache_path,
+                dtype=np.dtype(entry["dtype"]),
+                mode="r",
+                offset=data_start + int(entry["offset"]),
+                shape=(nnz, len(shape)),
+            )
+            if nnz >= _PARALLEL_MIN_ROWS:
+                with _dynamic_schedule():
+                    tns_cache.widen_indices(stored, indices, 16 * default_threads())
+            else:
+                tns_cache.widen_rows(stored, indices, 0, nnz)
+            del stored
         tensor = SparseTensor._trusted(indices, values, shape)
         tensor._cache["tns_maxima"] = tuple(int(m) for m in meta["maxima"])
         return tensor, bool(meta["had_duplicates"])
