@@ -231,6 +231,21 @@ def test_error_line_number_far_into_a_multi_chunk_file(tmp_path, small_chunks):
         ml.read_tns(path, cache=False)
 
 
+def test_first_problem_in_file_order_is_reported(tmp_path, small_chunks):
+    lines = [f"{k + 1} 1 0.{k}" for k in range(200)]
+    lines[20] = "21 1 1e999"  # not finite: found only after the parallel parse
+    lines[150] = "151 x 1.0"  # a parse error in a later chunk
+    path = tmp_path / "two.tns"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"two\.tns, line 21: value '1e999' is not finite"):
+        ml.read_tns(path, cache=False)
+    lines[20] = "21 1 1.0"
+    lines[180] = "181 1 -1e999"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"two\.tns, line 151: index 2 is not a positive integer"):
+        ml.read_tns(path, cache=False)
+
+
 def test_missing_file_and_bad_gzip(tmp_path):
     with pytest.raises(FileNotFoundError):
         ml.read_tns(tmp_path / "absent.tns")

@@ -249,22 +249,12 @@ def _parse_file(
             fallback_rows[0], fallback_lines[0], fallback_spans[0], status[0],
         )  # fmt: skip
 
+    # The first problem in file order wins: a parse error, or a value only Python could convert (found
+    # below) that turns out not to be finite.
     failed = np.flatnonzero(status[:, tns_parse.ST_ERROR])
-    if failed.size:
-        c = int(failed[0])
-        raise ValueError(
-            _explain_error(
-                source,
-                data,
-                int(status[c, tns_parse.ST_ERROR]),
-                int(first_lines[c] + status[c, tns_parse.ST_ERROR_LINE] + 1),
-                int(status[c, tns_parse.ST_ERROR_FIELD]),
-                int(status[c, tns_parse.ST_ERROR_OFFSET]),
-                nmodes,
-                limits,
-            )
-        )
-    for c in range(nchunks):
+    last_chunk = int(failed[0]) if failed.size else nchunks - 1
+    error_line = int(first_lines[last_chunk] + status[last_chunk, tns_parse.ST_ERROR_LINE] + 1)
+    for c in range(last_chunk + 1):
         count = int(status[c, tns_parse.ST_FALLBACKS])
         if count == 0:
             continue
@@ -280,11 +270,26 @@ def _parse_file(
         for k in range(count):
             token = data[int(spans[k, 0]) : int(spans[k, 1])]
             number = float(token)
+            line = int(first_lines[c] + lines[k] + 1)
             if not np.isfinite(number):
-                raise ValueError(
-                    f"{source}, line {int(first_lines[c] + lines[k] + 1)}: value {_show(token)} is not finite"
-                )
+                if failed.size and error_line < line:
+                    break
+                raise ValueError(f"{source}, line {line}: value {_show(token)} is not finite")
             values[int(rows[k])] = number
+    if failed.size:
+        c = int(failed[0])
+        raise ValueError(
+            _explain_error(
+                source,
+                data,
+                int(status[c, tns_parse.ST_ERROR]),
+                error_line,
+                int(status[c, tns_parse.ST_ERROR_FIELD]),
+                int(status[c, tns_parse.ST_ERROR_OFFSET]),
+                nmodes,
+                limits,
+            )
+        )
 
     rows_written = status[:, tns_parse.ST_ROWS].copy()
     nnz = int(rows_written.sum())
