@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -284,6 +285,9 @@ def test_second_read_uses_the_cache(tmp_path, monkeypatch, parallel, request):
     X = _write_small(path)
     ml.read_tns(path)
     assert tns.cache_path_for(path).is_file()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(tns.cache_path_for(path).stat().st_mode) == 0o666 & ~umask
     _refuse_text_parsing(monkeypatch)
     Y = ml.read_tns(path)
     np.testing.assert_array_equal(Y.indices, X.indices)
@@ -354,7 +358,7 @@ def test_unwritable_directory_skips_the_cache(tmp_path, monkeypatch):
         raise PermissionError("read-only directory")
 
     # chmod does not stop root, who runs the CI here: refuse the temporary file the cache is written to
-    monkeypatch.setattr(tns.tempfile, "mkstemp", no_temporary_files)
+    monkeypatch.setattr(tns, "_create_temporary", no_temporary_files)
     if os.geteuid() != 0:
         tmp_path.chmod(0o555)
     try:

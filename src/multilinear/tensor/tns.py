@@ -18,7 +18,7 @@ import gzip
 import json
 import mmap
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -452,7 +452,7 @@ def _write_cache(
     header = json.dumps(meta).encode()
     data_start = _aligned(len(_CACHE_MAGIC) + 8 + len(header))
     try:
-        fd, temporary = tempfile.mkstemp(dir=cache_path.parent, prefix=cache_path.name, suffix=".tmp")
+        fd, temporary = _create_temporary(cache_path)
     except OSError:
         return
     try:
@@ -470,6 +470,12 @@ def _write_cache(
             os.unlink(temporary)
         except OSError:
             pass
+
+
+def _create_temporary(cache_path: Path) -> tuple[int, Path]:
+    """A new file beside the cache, with the permissions the umask gives (mkstemp would make it 0600)."""
+    temporary = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
 
 
 def _load_cache(cache_path: Path, source: Path, stat: os.stat_result) -> tuple[SparseTensor, bool] | None:
