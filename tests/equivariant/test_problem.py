@@ -149,6 +149,12 @@ def test_mace_large_shape():
     spec = problem.kernel_spec()
     assert sum(len(path.cg) for path in spec.paths) == 215
     assert problem.weight_numel == 17 * 128
+    # the figures quoted for this problem in the project's MEASURED.md: 0.64 GFLOP and ~497 MB forward
+    # per sample: 2 x 215 CG nonzeros x 128 channels, plus one weight product per output entry (128 per (u, k))
+    assert problem.forward_flops(10_000) == 10_000 * (2 * 215 * 128 + problem.irreps_out.dim)
+    assert round(problem.forward_flops(10_000) / 1e9, 2) == 0.64
+    assert round(problem.forward_bytes(10_000) / 1e6) == 497
+    assert problem.forward_bytes(10_000, "float64") == 2 * problem.forward_bytes(10_000)
 
 
 def test_channelwise_construction_by_hand():
