@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+FLIGHTS := data/flights_dest_carrier_day_hour.tns.gz
+
 demo: $(STAMP)
-	$(PY) examples/demo.py
+	@mkdir -p .cache
+	$(VENV)/bin/multilinear info $(FLIGHTS)
+	$(VENV)/bin/multilinear cp $(FLIGHTS) --rank 25 --max-iter 50 --seed 0 --output .cache/flights_cp25.npz
+	$(PY) examples/demo.py --factors .cache/flights_cp25.npz
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples data
