@@ -98,7 +98,7 @@ def tp_part() -> None:
     ours = TensorProduct(problem)
     theirs = o3.TensorProduct(**zoo.e3nn_args(name, irrep_dtype=np.float32))
     print(
-        f"\n== 3. Tensor product {name}: {problem.irreps_in1} x {problem.irreps_in2} -> {problem.irreps_out} =="
+        f"\n== Tensor product {name}: {problem.irreps_in1} x {problem.irreps_in2} -> {problem.irreps_out.simplify()} =="
     )
     gen = torch.Generator().manual_seed(0)
 
