@@ -191,3 +191,19 @@ def test_d_from_angles_matches_e3nn():
         )
     ours = Irreps(irreps).D_from_angles(alpha, beta, gamma, k)
     np.testing.assert_allclose(ours, theirs, atol=1e-10, rtol=0)
+
+
+def test_randn():
+    irreps = Irreps("2x0e+3x1o+1x2e")
+    a = irreps.randn(4, -1, rng=0)
+    assert a.shape == (4, irreps.dim) and a.dtype == np.float64
+    np.testing.assert_array_equal(a, irreps.randn(4, -1, rng=0))
+    b = irreps.randn(-1, 5, normalization="norm", rng=1, dtype=np.float32)
+    assert b.shape == (irreps.dim, 5) and b.dtype == np.float32
+    for segment, (mul, ir) in zip(irreps.slices(), irreps):
+        blocks = b[segment].reshape(mul, ir.dim, 5)
+        np.testing.assert_allclose(np.linalg.norm(blocks, axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="exactly one -1"):
+        irreps.randn(4, 5)
+    with pytest.raises(ValueError, match="normalization"):
+        irreps.randn(-1, normalization="integral")

@@ -16,6 +16,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from multilinear._core.rng import as_generator
+from multilinear._core.typing import RNGLike
+
 _PARITY_LETTER = {1: "e", -1: "o"}
 
 
@@ -263,6 +266,31 @@ class Irreps(tuple):
         except (TypeError, ValueError):
             return False
         return any(other == ir for _, other in self)
+
+    def randn(
+        self, *size: int, normalization: str = "component", rng: RNGLike = None, dtype: Any = np.float64
+    ) -> np.ndarray:
+        """Random features, like e3nn's ``Irreps.randn``: ``size`` holds one ``-1``, replaced by ``dim``.
+
+        "component": standard normal entries; "norm": each irrep copy scaled to unit norm. Reproducible
+        for a seed ``rng``.
+        """
+        if size.count(-1) != 1:
+            raise ValueError(f"size must contain exactly one -1 (the irreps axis), got {size}")
+        gen = as_generator(rng)
+        axis = size.index(-1)
+        shape = (*size[:axis], self.dim, *size[axis + 1 :])
+        if normalization == "component":
+            return gen.standard_normal(shape).astype(dtype, copy=False)
+        if normalization != "norm":
+            raise ValueError(f"normalization must be 'component' or 'norm', got {normalization!r}")
+        out = np.empty(shape)
+        moved = np.moveaxis(out, axis, -1)
+        for segment, (mul, ir) in zip(self.slices(), self):
+            block = gen.standard_normal((*moved.shape[:-1], mul, ir.dim))
+            norms = np.linalg.norm(block, axis=-1, keepdims=True)
+            moved[..., segment] = (block / np.maximum(norms, 1e-300)).reshape(*moved.shape[:-1], mul * ir.dim)
+        return out.astype(dtype, copy=False)
 
     @staticmethod
     def spherical_harmonics(lmax: int, p: int = -1) -> Irreps:
