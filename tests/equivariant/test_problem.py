@@ -81,6 +81,26 @@ def test_coefficients_equal_e3nn_instructions():
             assert ours.path_weight == pytest.approx(their.path_weight, rel=1e-15)
 
 
+@pytest.mark.parametrize("name", ["small-mixed", "small-shared", "mace-medium"])
+def test_problem_from_an_e3nn_module(name):
+    o3 = e3nn_o3()
+    from multilinear.equivariant import problem_from_e3nn
+
+    original = zoo.get(name, irrep_normalization="norm", path_normalization="path")
+    module = o3.TensorProduct(**original.e3nn_kwargs())
+    problem = problem_from_e3nn(module, irrep_dtype=np.float64)
+    assert problem.weight_numel == module.weight_numel and problem.shared_weights == original.shared_weights
+    for ours, theirs in zip(problem.instructions, module.instructions):
+        assert ours.path_weight == pytest.approx(theirs.path_weight, rel=1e-15, abs=0)
+    x, y, w = random_inputs(problem, 3, np.random.default_rng(1))
+    expected, _ = e3nn_forward(original.e3nn_kwargs(), x, y, w)  # the original module's options
+    assert_close_rel(
+        reference_forward(problem.kernel_spec("float64"), x, y, w), expected, "tp_forward", "float64"
+    )
+    with pytest.raises(TypeError, match="TensorProduct-like"):
+        problem_from_e3nn(object())
+
+
 # --- random problems (hypothesis) ----------------------------------------------------------------------
 
 irreps_strategy = st.lists(

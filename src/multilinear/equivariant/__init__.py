@@ -11,7 +11,7 @@ True
 from __future__ import annotations
 
 from multilinear.equivariant import zoo
-from multilinear.equivariant.builders import channelwise_problem, fully_connected_problem
+from multilinear.equivariant.builders import channelwise_problem, fully_connected_problem, problem_from_e3nn
 from multilinear.equivariant.clebsch_gordan import wigner_3j
 from multilinear.equivariant.graph import Graph, radius_graph
 from multilinear.equivariant.irreps import Irrep, Irreps, MulIrrep
@@ -37,6 +37,7 @@ __all__ = [
     "TPProblem",
     "channelwise_problem",
     "fully_connected_problem",
+    "problem_from_e3nn",
     "radius_graph",
     "random_angles",
     "rotation_matrix",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from multilinear.equivariant.irreps import Irrep, Irreps
 from multilinear.equivariant.problem import TPProblem
 
@@ -77,3 +79,47 @@ def channelwise_problem(
     sorted_out = Irreps(out_entries).sort()
     instructions = [(i1, i2, sorted_out.p[k], mode, weighted) for i1, i2, k, mode, weighted in instructions]
     return TPProblem(in1, in2, sorted_out.irreps, instructions, **options)
+
+
+def problem_from_e3nn(tensor_product: Any, *, irrep_dtype: Any = np.float32) -> TPProblem:
+    """The :class:`TPProblem` of an existing ``e3nn.o3.TensorProduct`` (or any object with its attributes).
+
+    e3nn keeps only each path's final coefficient (in ``instructions[i].path_weight``), not the options
+    that produced it, so the problem is built with ``irrep_normalization="none"``,
+    ``path_normalization="none"`` and ``path_weight = coefficient**2``: the same products, weight layout
+    and ``weight_numel`` (coefficients equal to within one rounding). Reads attributes only; imports
+    nothing from torch or e3nn.
+
+    Parameters
+    ----------
+    tensor_product : e3nn.o3.TensorProduct
+        Its ``irreps_in1``, ``irreps_in2``, ``irreps_out``, ``instructions``, ``shared_weights`` and
+        ``internal_weights`` are read.
+    irrep_dtype : numpy float32 or float64
+    """
+    try:
+        irreps = [str(getattr(tensor_product, name)) for name in ("irreps_in1", "irreps_in2", "irreps_out")]
+        raw = list(tensor_product.instructions)
+        shared, internal = bool(tensor_product.shared_weights), bool(tensor_product.internal_weights)
+    except AttributeError as missing:
+        raise TypeError(f"expected an e3nn.o3.TensorProduct-like object: {missing}") from None
+    instructions = [
+        (
+            ins.i_in1,
+            ins.i_in2,
+            ins.i_out,
+            ins.connection_mode,
+            bool(ins.has_weight),
+            float(ins.path_weight) ** 2,
+        )
+        for ins in raw
+    ]
+    return TPProblem(
+        *irreps,
+        instructions,
+        irrep_normalization="none",
+        path_normalization="none",
+        shared_weights=shared,
+        internal_weights=internal,
+        irrep_dtype=irrep_dtype,
+    )
