@@ -51,6 +51,8 @@ def tp_forward(x: Tensor, y: Tensor, w: Tensor, handle: int) -> Tensor:
     kernels, dtype = _kernels_and_dtype(handle)
     xa, ya, wa = _as_array(x, "x", dtype), _as_array(y, "y", dtype), _as_array(w, "w", dtype)
     out = torch.empty((x.shape[0], kernels.spec.dim_out), dtype=dtype)
+    if x.shape[0] == 0:
+        return out
     kernels.forward(xa, ya, wa, out.numpy())
     return out
 
@@ -71,6 +73,8 @@ def tp_backward(
     kernels, dtype = _kernels_and_dtype(handle)
     xa, ya, wa = _as_array(x, "x", dtype), _as_array(y, "y", dtype), _as_array(w, "w", dtype)
     ga = _as_array(grad_out, "grad_out", dtype)
+    if x.shape[0] == 0:  # nothing to sum: shared weights get a zero gradient
+        return torch.zeros_like(x), torch.zeros_like(y), torch.zeros_like(w)
     grad_x, grad_y, grad_w = (torch.empty(t.shape, dtype=dtype) for t in (x, y, w))
     kernels.backward(xa, ya, wa, ga, grad_x.numpy(), grad_y.numpy(), grad_w.numpy())
     return grad_x, grad_y, grad_w
@@ -105,6 +109,8 @@ def tp_double_backward(
     gxa = None if gg_x is None else _as_array(gg_x, "gg_x", dtype)
     gya = None if gg_y is None else _as_array(gg_y, "gg_y", dtype)
     gwa = None if gg_w is None else _as_array(gg_w, "gg_w", dtype)
+    if x.shape[0] == 0:
+        return tuple(torch.zeros_like(t) for t in (x, y, w, grad_out))
     out_x, out_y, out_w, out_grad_out = (torch.empty(t.shape, dtype=dtype) for t in (x, y, w, grad_out))
     kernels.double_backward(
         xa, ya, wa, ga, gxa, gya, gwa, out_x.numpy(), out_y.numpy(), out_w.numpy(), out_grad_out.numpy()
