@@ -297,6 +297,15 @@ def test_second_read_uses_the_cache(tmp_path, monkeypatch, parallel, request):
     assert Z.shape == (10, 10, 10)
 
 
+def test_cached_shape_is_inferred_unless_given(tmp_path, monkeypatch):
+    path = tmp_path / "x.tns"
+    path.write_text("1 1 1.0\n4 2 2.0\n")
+    assert ml.read_tns(path, shape=(9, 9)).shape == (9, 9)  # writes the cache
+    _refuse_text_parsing(monkeypatch)
+    assert ml.read_tns(path).shape == (4, 2)
+    assert ml.read_tns(path, shape=(5, 3)).shape == (5, 3)
+
+
 def test_cache_false_neither_reads_nor_writes(tmp_path):
     path = tmp_path / "x.tns"
     _write_small(path)

@@ -95,7 +95,7 @@ def read_tns(
             if usable:
                 return tensor
     tensor, had_duplicates, maxima = _parse_file(source, limits, duplicates)
-    if cache:
+    if cache and tensor.nnz:
         _write_cache(cache_path, source, stat, tensor, had_duplicates, maxima)
     return tensor
 
@@ -442,7 +442,7 @@ def _write_cache(
         offset = _aligned(offset + array.nbytes)
     meta = {
         **_cache_key(source, stat),
-        "shape": list(tensor.shape),
+        "shape": [int(m) + 1 for m in maxima],  # inferred, whatever shape the caller gave this time
         "nnz": tensor.nnz,
         "had_duplicates": bool(had_duplicates),
         "maxima": [int(m) for m in maxima],
