@@ -250,7 +250,10 @@ def main() -> None:
         )
         report["cases"].append(row)
 
+    import numba
+
     report["loadavg_end"] = os.getloadavg()
+    report["machine"]["numba_threading_layer"] = numba.threading_layer()
     print_table(report)
     out = ROOT / "bench" / "results" / "cp.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from multilinear.decompose._layout import stack_factors
+from multilinear.decompose._layout import mode_layout, stack_factors
 from multilinear.decompose._mttkrp import dense_mttkrp, sparse_mttkrp_stacked
 from multilinear.tensor.sparse import SparseTensor
 
@@ -143,7 +143,11 @@ class ExactSolver:
         self._owns_grams = grams is None
         self._grams = GramCache(factors) if grams is None else grams
         self._factors = list(factors)
-        self._stacked = stack_factors(self._factors) if self._sparse else None
+        self._stacked = None
+        if self._sparse:
+            self._stacked = stack_factors(self._factors)
+            for mode in range(X.ndim):  # build (or find cached) every per-mode layout now: setup time
+                mode_layout(X, mode)
         self._row_starts = np.concatenate(([0], np.cumsum([f.shape[0] for f in factors])))
         self._spare: dict[int, np.ndarray] = {}
         largest = max(f.shape[0] for f in factors)
