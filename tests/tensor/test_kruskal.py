@@ -41,6 +41,18 @@ def test_values_at_and_innerprod_match_einsum(shape, rank):
     assert_close_rel(np.array(M.innerprod(X)), np.array(expected), "kruskal_innerprod", "float64")
 
 
+def test_residual_norm_and_fit_match_dense():
+    M = _random_model((5, 4, 6), 3, seed=2)
+    X = random_sparse((5, 4, 6), 60, rng=2)
+    residual = np.linalg.norm(X.to_dense() - M.full())
+    assert M.residual_norm(X) == pytest.approx(residual, rel=1e-10)
+    assert M.fit(X) == pytest.approx(1 - residual / X.norm(), rel=1e-10)
+    planted = ml.tensor.planted_sparse((8, 7, 6), 2, 100, rng=0)
+    assert planted.model.fit(planted.tensor) > 1 - 1e-6  # exact up to the cancellation's rounding
+    with pytest.raises(ValueError, match="zero tensor"):
+        M.fit(ml.SparseTensor(np.zeros((0, 3), dtype=np.int64), np.zeros(0), (5, 4, 6)))
+
+
 def test_innerprod_does_not_depend_on_thread_count():
     import numba
 

@@ -177,6 +177,22 @@ class KruskalTensor:
             kruskal_innerprod(other.indices, other.values, offsets, stacked, self.weights, _INNERPROD_PARTS)
         )
 
+    def residual_norm(self, other: SparseTensor) -> float:
+        """``||X - M||`` from ``||X||**2 - 2 <X, M> + ||M||**2`` (no densification), clamped at zero.
+
+        Accurate to about ``sqrt(eps) * max(||X||, ||M||)`` in absolute terms: when the residual is much
+        smaller than that the cancellation leaves only rounding.
+        """
+        squared = other.norm() ** 2 - 2.0 * self.innerprod(other) + float(self.gram().sum())
+        return float(np.sqrt(max(squared, 0.0)))
+
+    def fit(self, other: SparseTensor) -> float:
+        """``1 - ||X - M|| / ||X||``, the fit CP-ALS reports (1 is exact); X must not be zero."""
+        norm = other.norm()
+        if norm == 0.0:
+            raise ValueError("fit is undefined for a zero tensor X (||X|| = 0)")
+        return 1.0 - self.residual_norm(other) / norm
+
     def _check_indices(self, indices: Any) -> np.ndarray:
         idx = np.asarray(indices)
         if idx.ndim != 2 or idx.shape[1] != self.ndim:
