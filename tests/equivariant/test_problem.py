@@ -197,6 +197,20 @@ def test_fully_connected_construction():
     assert not problem.shared_weights and not problem.internal_weights
 
 
+@pytest.mark.parametrize("name", ["diffdock-l2", "small-uvw"])
+def test_fully_connected_equals_e3nns_fully_connected_tensor_product(name):
+    o3 = e3nn_o3()
+    ours = zoo.get(name)
+    theirs = o3.FullyConnectedTensorProduct(
+        str(ours.irreps_in1), str(ours.irreps_in2), str(ours.irreps_out), shared_weights=False
+    )
+    assert [tuple(ins[:5]) for ins in ours.instructions] == [tuple(ins[:5]) for ins in theirs.instructions]
+    assert [ins.path_weight for ins in ours.instructions] == pytest.approx(
+        [ins.path_weight for ins in theirs.instructions], rel=1e-15
+    )
+    assert ours.weight_numel == theirs.weight_numel
+
+
 # --- kernel spec -------------------------------------------------------------------------------------
 
 
