@@ -179,6 +179,28 @@ class TPKernels:
         self._check("grad_w", grad_w, w.shape)
         self._backward_rows(x, y, w, grad_out, grad_x, grad_y, grad_w, True)
 
+    def _check_double(self, x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out) -> int:
+        batch = self._check_inputs(x, y, w)
+        self._check("grad_out", grad_out, (batch, self.spec.dim_out))
+        for name, gg, like in (("gg_x", gg_x, x), ("gg_y", gg_y, y), ("gg_w", gg_w, w)):
+            if gg is not None:
+                self._check(name, gg, like.shape)
+        self._check("out_x", out_x, x.shape)
+        self._check("out_y", out_y, y.shape)
+        self._check("out_w", out_w, w.shape)
+        self._check("out_grad_out", out_grad_out, grad_out.shape)
+        return batch
+
+    def _zeros(self, role: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A cached read-only array of zeros standing in for a missing ``gg_*``."""
+        zeros = self._local.__dict__.setdefault("zeros", {})
+        key = (role, shape)
+        if key not in zeros:
+            if len(zeros) >= 3:
+                zeros.clear()
+            zeros[key] = np.zeros(shape, dtype=self.dtype)
+        return zeros[key]
+
     def double_backward(self, x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out) -> None:
         """Gradients of ``<gg_x, grad_x> + <gg_y, grad_y> + <gg_w, grad_w>`` w.r.t. x, y, w and grad_out.
 
@@ -191,18 +213,43 @@ class TPKernels:
         - ``out_y = By(gg_x, y, w, g) + By'(x, y, gg_w, g)``
         - ``out_w = Bw(gg_x, y, w, g) + Bw(x, gg_y, w, g)``
 
-        computed as up to three forward and three backward calls (each backward call yields two of the
-        wanted terms), summed with scratch buffers that are reused across calls.
+        One fused generated kernel computes all four in one pass over the rows (see
+        :mod:`multilinear.kernels.tp_codegen_double`); :meth:`double_backward_composed` computes the same
+        from forward and backward calls.
         """
-        batch = self._check_inputs(x, y, w)
-        self._check("grad_out", grad_out, (batch, self.spec.dim_out))
-        for name, gg, like in (("gg_x", gg_x, x), ("gg_y", gg_y, y), ("gg_w", gg_w, w)):
-            if gg is not None:
-                self._check(name, gg, like.shape)
-        self._check("out_x", out_x, x.shape)
-        self._check("out_y", out_y, y.shape)
-        self._check("out_w", out_w, w.shape)
-        self._check("out_grad_out", out_grad_out, grad_out.shape)
+        batch = self._check_double(x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out)
+        gg_x = self._zeros("x", x.shape) if gg_x is None else gg_x
+        gg_y = self._zeros("y", y.shape) if gg_y is None else gg_y
+        gg_w = self._zeros("w", w.shape) if gg_w is None else gg_w
+        kernel = self.module.double_backward
+        if not self.spec.shared_weights:
+            run_row_chunks(
+                batch,
+                lambda start, stop, _: kernel(
+                    x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out, start, stop
+                ),
+            )
+            return
+        chunks = row_chunks(batch)
+        partial = np.zeros((max(1, len(chunks)), self.spec.weight_numel), dtype=self.dtype)
+        run_row_chunks(
+            batch,
+            lambda start, stop, n: kernel(
+                x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, partial[n], out_grad_out, start, stop
+            ),
+            chunks,
+        )
+        np.sum(partial, axis=0, out=out_w)
+
+    def double_backward_composed(
+        self, x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out
+    ) -> None:
+        """:meth:`double_backward` as up to three forward and three backward calls (for comparison).
+
+        Each backward call yields two of the wanted terms; the terms are summed with scratch buffers
+        reused across calls.
+        """
+        self._check_double(x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out)
         outputs = {"x": out_x, "y": out_y, "w": out_w, "z": out_grad_out}
         written = dict.fromkeys(outputs, False)
 
