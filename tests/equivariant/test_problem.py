@@ -134,8 +134,9 @@ def test_random_channelwise_problems_match_e3nn(
         path_normalization=path_normalization,
         shared_weights=shared,
     )
-    if not problem.instructions:
-        return  # no allowed path: nothing to compare (e3nn gives zeros, as do we; checked below)
+    if not problem.instructions:  # no allowed triple: an empty product
+        assert problem.weight_numel == 0 and problem.kernel_spec().paths == () and problem.irreps_out.dim == 0
+        return
     check_against_e3nn(problem, batch=2)
 
 
@@ -152,7 +153,9 @@ def test_random_fully_connected_problems_match_e3nn(in1, in2, out, irrep_normali
     problem = fully_connected_problem(
         in1, in2, out, irrep_normalization=irrep_normalization, path_normalization=path_normalization
     )
-    if not problem.instructions:
+    if not problem.instructions:  # no output irrep reachable from in1 x in2
+        assert problem.weight_numel == 0 and problem.kernel_spec().paths == ()
+        assert not any(ir_out in tuple(ir1 * ir2) for _, ir1 in in1 for _, ir2 in in2 for _, ir_out in out)
         return
     check_against_e3nn(problem, batch=2)
 
