@@ -168,3 +168,12 @@ def test_bad_arguments(call, error, match):
     factors = [np.ones((n, 2)) + np.arange(n)[:, None] * np.array([0.0, 1.0]) for n in X.shape]
     with pytest.raises(error, match=match):
         call(X, factors)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_factor_gives_zero_solution(method):
+    X = _planted_sparse((6, 5, 4), 2, seed=3, density=0.8)
+    factors = [np.ones((n, 2)) for n in X.shape]
+    factors[2] = np.zeros((4, 2))
+    solver = make_sketched_solver(method, X, factors, samples=50, rng=0)
+    np.testing.assert_array_equal(solver.solve(0, factors, np.ones(2)), np.zeros((6, 2)))

@@ -190,6 +190,9 @@ class SketchedSolver:
         ``weights`` are not needed: the design matrix is the KRP of the other factors as given, so the
         returned factor absorbs them.
         """
+        if any(not np.any(f) for k, f in enumerate(factors) if k != mode):
+            # a zero factor makes the Khatri-Rao product zero: nothing to sample, and the exact solution is 0
+            return np.zeros((self._X.shape[mode], factors[mode].shape[1]))
         rows, probs = self.sampler.sample(mode, self.samples, self._rng)
         system = sampled_system(self._X, factors, mode, rows, probs)
         self.last_distinct_rows = system.distinct_rows

@@ -61,11 +61,19 @@ def choose_leaf_size(rows: int, rank: int, max_bytes: int = _DEFAULT_TREE_BYTES)
         leaf *= 2
 
 
-def build_gram_tree(factor: np.ndarray, leaf_size: int) -> GramTree:
-    """Build the partial-Gram tree of ``factor`` (I, R) with leaves of ``leaf_size`` rows."""
+def build_gram_tree(factor: np.ndarray, leaf_size: int, out: GramTree | None = None) -> GramTree:
+    """Build the partial-Gram tree of ``factor`` (I, R) with leaves of ``leaf_size`` rows.
+
+    ``out``, a tree of the same factor shape and leaf size, is overwritten and returned (a rebuild after
+    a factor update reuses its memory instead of faulting in fresh pages).
+    """
     rows, rank = factor.shape
     n_leaves = max(2, next_power_of_two(-(-rows // leaf_size)))
-    nodes = np.zeros((n_leaves, rank, rank))
+    if out is not None and out.nodes.shape == (n_leaves, rank, rank) and out.leaf_size == leaf_size:
+        nodes = out.nodes
+        nodes[0] = 0.0
+    else:
+        nodes = np.zeros((n_leaves, rank, rank))
     bottom = n_leaves // 2
     span = 2 * leaf_size  # rows under one bottom-level internal node
     full = rows // span
@@ -76,6 +84,9 @@ def build_gram_tree(factor: np.ndarray, leaf_size: int) -> GramTree:
     if full * span < rows:
         rest = factor[full * span :]
         nodes[bottom + full] = rest.T @ rest
+        nodes[bottom + full + 1 :] = 0.0
+    else:
+        nodes[bottom + full :] = 0.0
     level = bottom // 2
     while level >= 1:
         np.add(
@@ -84,6 +95,8 @@ def build_gram_tree(factor: np.ndarray, leaf_size: int) -> GramTree:
             out=nodes[level : 2 * level],
         )
         level //= 2
+    if out is not None and nodes is out.nodes:
+        return out
     return GramTree(nodes=nodes, n_leaves=n_leaves, leaf_size=leaf_size)
 
 

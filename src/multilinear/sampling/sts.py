@@ -81,15 +81,15 @@ class STSSampler:
         """Memory held by the Gram trees, in bytes."""
         return int(sum(t.nodes.nbytes for t in self._trees))
 
-    def _build(self, factor: np.ndarray) -> GramTree:
+    def _build(self, factor: np.ndarray, out: GramTree | None = None) -> GramTree:
         leaf = self._leaf_size or choose_leaf_size(factor.shape[0], factor.shape[1])
-        return build_gram_tree(factor, leaf)
+        return build_gram_tree(factor, leaf, out=out)
 
     def update(self, mode: int, factor: Any) -> None:
-        """Replace factor ``mode`` (same shape) and rebuild its tree only."""
+        """Replace factor ``mode`` (same shape) and rebuild its tree only (both in place)."""
         mode, factor = check_update(self._factors, mode, factor)
-        self._factors[mode] = factor.copy()
-        self._trees[mode] = self._build(self._factors[mode])
+        self._factors[mode][...] = factor
+        self._trees[mode] = self._build(self._factors[mode], out=self._trees[mode])
 
     # ------------------------------------------------------------------ sampling
     def sample(self, exclude: int, n: int, rng: RNGLike = None) -> tuple[np.ndarray, np.ndarray]:
