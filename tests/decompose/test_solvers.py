@@ -64,14 +64,30 @@ def test_inner_product_of_the_last_solve_equals_a_pass_over_the_nonzeros() -> No
     assert solver.latest_inner_product(1) is None
 
 
-def test_solver_recycles_old_factors_without_touching_current_ones() -> None:
-    X, _ = powerlaw_sparse((7, 6, 5), density=0.4, seed=6)
+def test_sparse_solver_writes_into_its_stacked_storage() -> None:
+    X, dense = powerlaw_sparse((7, 6, 5), density=0.4, seed=6)
     rng = np.random.default_rng(7)
     factors = [rng.standard_normal((size, 2)) for size in X.shape]
+    kept = [f.copy() for f in factors]
     solver = ExactSolver(X, list(factors))
     first = solver.solve(0, factors, np.ones(2))
+    assert first.flags.c_contiguous and first.shape == (7, 2)
+    for f, k in zip(factors, kept):  # the caller's arrays are never written
+        np.testing.assert_array_equal(f, k)
+    first /= np.linalg.norm(first, axis=0)  # normalised in place, as the ALS loop does
     solver.factor_changed(0, first)
-    kept = first.copy()
-    second = solver.solve(0, [first, factors[1], factors[2]], np.ones(2))
-    assert second is factors[0]  # the factor from two updates ago is reused
-    np.testing.assert_array_equal(first, kept)  # the current factor is left alone
+    # the next mode's MTTKRP sees the new factor 0
+    second = solver.solve(1, [first, factors[1], factors[2]], np.ones(2))
+    gram = GramCache([first, factors[1], factors[2]]).hadamard_except(1)
+    np.testing.assert_allclose(
+        second @ gram, reference_mttkrp(dense, [first, factors[1], factors[2]], 1), atol=1e-9
+    )
+    # a factor that is not the solver's block (e.g. from another solver) is copied in
+    solver.factor_changed(1, second)
+    replacement = rng.standard_normal((7, 2))
+    solver.factor_changed(0, replacement)
+    third = solver.solve(2, [replacement, second, factors[2]], np.ones(2))
+    gram = GramCache([replacement, second, factors[2]]).hadamard_except(2)
+    np.testing.assert_allclose(
+        third @ gram, reference_mttkrp(dense, [replacement, second, factors[2]], 2), atol=1e-9
+    )

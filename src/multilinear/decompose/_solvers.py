@@ -131,10 +131,18 @@ class ExactSolver:
     X : SparseTensor or ndarray
         The tensor; sparse MTTKRPs run in the numba kernels, dense ones through einsum/BLAS.
     factors : list of N arrays, factor ``n`` of shape (I_n, R), C-contiguous float64
-        The initial factors.
+        The initial factors (copied).
     grams : GramCache, optional
         Gram matrices shared with the caller, who then keeps them up to date *before* calling
         ``factor_changed``. When not given the solver keeps its own.
+
+    Notes
+    -----
+    Memory (sparse X): the factors live in one stacked ``(sum(I_n), R)`` array that the MTTKRP kernels read;
+    ``solve(n)`` writes the new factor of mode n straight into its block and returns that block (a view),
+    so the factors are stored once, plus one ``(max(I_n), R)`` scratch array for the MTTKRP. The factor
+    of mode n returned by an earlier ``solve(n)`` is therefore overwritten by the next one: copy it to keep
+    it. The per-mode sorted layouts are built (or found in ``X._cache``) at construction.
     """
 
     def __init__(self, X: SparseTensor | np.ndarray, factors: list[np.ndarray], *, grams=None) -> None:
@@ -143,22 +151,21 @@ class ExactSolver:
         self._owns_grams = grams is None
         self._grams = GramCache(factors) if grams is None else grams
         self._factors = list(factors)
+        self._latest: tuple[int, float] | None = None
         self._stacked = None
+        self._scratch = None
         if self._sparse:
             self._stacked = stack_factors(self._factors)
+            starts = np.concatenate(([0], np.cumsum([f.shape[0] for f in factors])))
+            self._blocks = [self._stacked[starts[n] : starts[n + 1]] for n in range(len(factors))]
+            self._scratch = np.empty((max(f.shape[0] for f in factors), factors[0].shape[1]))
             for mode in range(X.ndim):  # build (or find cached) every per-mode layout now: setup time
                 mode_layout(X, mode)
-        self._row_starts = np.concatenate(([0], np.cumsum([f.shape[0] for f in factors])))
-        self._spare: dict[int, np.ndarray] = {}
-        largest = max(f.shape[0] for f in factors)
-        self._scratch = np.empty((largest, factors[0].shape[1])) if self._sparse else None
-        self._latest: tuple[int, float] | None = None
 
     def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
         """MTTKRP of ``mode`` then the normal equations; ``weights`` are absorbed (not needed).
 
-        The result is written into a recycled array: the factor of ``mode`` from two updates ago (large
-        fresh arrays cost page faults). Arrays returned earlier may therefore be overwritten later.
+        For a sparse X the result is the solver's storage block of ``mode`` (see Notes of the class).
         """
         if self._sparse:
             rhs = sparse_mttkrp_stacked(self._X, self._stacked, mode, self._scratch[: self._X.shape[mode]])
@@ -168,22 +175,15 @@ class ExactSolver:
         if mode == len(self._factors) - 1:
             # <X, M> of the updated model (sum(A * rhs), weights absorbed in A), kept for the fit
             self._latest = (mode, system.trace_of_solution(rhs.T @ rhs))
-        return system.solve(rhs, out=self._spare.pop(mode, None))
+        if self._sparse:
+            return system.solve(rhs, out=self._blocks[mode])
+        return system.solve(rhs)
 
     def factor_changed(self, mode: int, factor: np.ndarray) -> None:
-        """Record the new factor of ``mode`` (stacked copy, Gram matrix); recycle the previous one."""
-        previous = self._factors[mode]
+        """Record the new factor of ``mode`` (into the stacked storage unless it is that block already)."""
         self._factors[mode] = factor
-        if (
-            previous is not factor
-            and previous.shape == factor.shape
-            and previous.dtype == np.float64
-            and previous.flags.c_contiguous
-            and previous.flags.writeable
-        ):
-            self._spare[mode] = previous
-        if self._stacked is not None:
-            self._stacked[self._row_starts[mode] : self._row_starts[mode + 1]] = factor
+        if self._sparse and factor is not self._blocks[mode]:
+            self._blocks[mode][:] = factor
         if self._owns_grams:
             self._grams.update(mode, factor)
 
