@@ -30,7 +30,9 @@ _TABLE: dict[tuple[str, type], float] = {
 
 def tol(op: str, dtype: type | np.dtype) -> float:
     """Tolerance for ``op`` at ``dtype`` (numpy or torch dtype, or its name)."""
-    key = np.dtype(str(dtype).replace("torch.", "")).type
+    if isinstance(dtype, str) or not isinstance(dtype, (type, np.dtype)):
+        dtype = str(dtype).replace("torch.", "")  # a name, or a torch dtype such as torch.float32
+    key = np.dtype(dtype).type
     try:
         return _TABLE[(op, key)]
     except KeyError:
