@@ -1,7 +1,8 @@
 """FROSTT ``.tns`` text writer: rows of 1-based indices and round-trip-exact values, formatted in parallel.
 
 Values: integral doubles below ``2**53`` are written as integers (``3``); others as the shortest of their
-15-, 16- and 17-significant-digit decimals that converts back to the same double (checked with the exact
+15-, 16- and 17-significant-digit decimals (the first two rounded from the third) that converts back to
+the same double (checked with the exact
 conversion of :mod:`multilinear.kernels.tns_float`), in fixed notation when the leading digit's exponent is
 in ``[-5, 17)`` and in scientific notation (``1.5e-07``) otherwise. A value this cannot decide (subnormal,
 or a conversion the exact path leaves open) is looked up in a table of Python ``repr`` strings supplied by
@@ -23,6 +24,7 @@ _DOT = 46
 _SPACE = 32
 _NEWLINE = 10
 _TWO53_FLOAT = 9007199254740992.0
+_POW10_U64 = np.array([10**k for k in range(20)], dtype=np.uint64)  # constant, frozen into the kernels
 
 MAX_INDEX_CHARS = 20  # 19 digits and a separator
 MAX_VALUE_CHARS = 34
@@ -73,19 +75,34 @@ def write_double(out, pos, value, pow5_high, pow5_low, pow5_exp, pow10):
         value = -value
     if value < _TWO53_FLOAT and value == math.floor(value):
         return True, _write_integer(out, pos, np.int64(value))
-    w = np.uint64(0)
-    q = 0
+    ok, w17, q17 = nearest_decimal(value, 17, pow5_high, pow5_low, pow5_exp, pow10)
+    if not ok:
+        return False, pos
+    # 15 and 16 digits by rounding the 17 (double rounding can only cost a digit of length: each
+    # candidate is checked by converting it back)
+    w = w17
+    q = q17
     found = False
-    for digits in range(15, 18):
-        ok, w, q = nearest_decimal(value, digits, pow5_high, pow5_low, pow5_exp, pow10)
-        if not ok:
-            return False, pos
-        decided, back = decimal_to_double(w, q, False, pow5_high, pow5_low, pow5_exp, pow10)
+    divisor = np.uint64(100)
+    for digits in range(15, 17):
+        candidate = w17 // divisor
+        if (w17 % divisor) * np.uint64(2) >= divisor:
+            candidate += np.uint64(1)
+        exponent = q17 + (17 - digits)
+        if candidate == _POW10_U64[digits]:
+            candidate = _POW10_U64[digits - 1]
+            exponent += 1
+        decided, back = decimal_to_double(candidate, exponent, False, pow5_high, pow5_low, pow5_exp, pow10)
         if decided and back == value:
+            w = candidate
+            q = exponent
             found = True
             break
+        divisor = divisor // np.uint64(10)
     if not found:
-        return False, pos
+        decided, back = decimal_to_double(w17, q17, False, pow5_high, pow5_low, pow5_exp, pow10)
+        if not (decided and back == value):
+            return False, pos
     while w % np.uint64(10) == np.uint64(0):
         w = w // np.uint64(10)
         q += 1
