@@ -9,6 +9,8 @@ import stat
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import multilinear as ml
 from multilinear.tensor import random_sparse, tns
@@ -176,6 +178,20 @@ def test_writer_is_round_trip_exact_on_awkward_values(tmp_path):
     assert same_bits([float(t) for t in tokens], values)
     assert tokens[values.size - 7 :] == ["123", "0.00001", "1e-6", "99999999999999980", "0.5", "1e22", "1e23"]
     assert same_bits(ml.read_tns(path, cache=False).values, values)
+
+
+@given(
+    values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=40),
+    text_values=st.lists(st.floats(allow_nan=False, allow_infinity=False).map(repr), min_size=1, max_size=40),
+)
+def test_any_finite_double_round_trips_and_parses_like_float(tmp_path_factory, values, text_values):
+    folder = tmp_path_factory.mktemp("hypothesis")
+    X = ml.SparseTensor(np.arange(len(values))[:, None], values)
+    ml.write_tns(X, folder / "written.tns")
+    assert same_bits(ml.read_tns(folder / "written.tns", cache=False).values, values)
+    path = folder / "repr.tns"
+    path.write_text("".join(f"{k + 1} {t}\n" for k, t in enumerate(text_values)))
+    assert same_bits(ml.read_tns(path, cache=False).values, [float(t) for t in text_values])
 
 
 # ------------------------------------------------------------------------------------------ errors
