@@ -139,6 +139,48 @@ class ConvGraph:
             if isinstance(array, np.ndarray):
                 array.flags.writeable = False
 
+    @classmethod
+    def from_parts(
+        cls, receivers, senders, receiver_order, receiver_pointer, sender_order, sender_pointer
+    ) -> ConvGraph:
+        """Rebuild a plan from the arrays of one built earlier (int64, C-contiguous), checking shapes only.
+
+        For callers that carry a validated plan as separate arrays (the torch ops do). The index values
+        are trusted: pass only arrays taken from a :class:`ConvGraph`.
+        """
+        parts = {
+            "receivers": receivers,
+            "senders": senders,
+            "receiver_order": receiver_order,
+            "receiver_pointer": receiver_pointer,
+            "sender_order": sender_order,
+            "sender_pointer": sender_pointer,
+        }
+        for name, array in parts.items():
+            if not isinstance(array, np.ndarray) or array.dtype != np.int64 or array.ndim != 1:
+                raise TypeError(f"{name} must be a 1-d int64 numpy array")
+            if not array.flags.c_contiguous:
+                raise ValueError(f"{name} must be C-contiguous")
+        num_edges = receivers.shape[0]
+        num_nodes = receiver_pointer.shape[0] - 1
+        if num_nodes < 0 or sender_pointer.shape[0] != num_nodes + 1:
+            raise ValueError("receiver_pointer and sender_pointer must both have num_nodes + 1 entries")
+        for name in ("senders", "receiver_order", "sender_order"):
+            if parts[name].shape[0] != num_edges:
+                raise ValueError(
+                    f"{name} must have num_edges = {num_edges} entries, got {parts[name].shape[0]}"
+                )
+        if int(receiver_pointer[-1]) != num_edges or int(sender_pointer[-1]) != num_edges:
+            raise ValueError("the CSR pointers must end at num_edges")
+        graph = cls.__new__(cls)
+        graph.num_nodes = int(num_nodes)
+        graph.num_edges = int(num_edges)
+        for name, array in parts.items():
+            setattr(graph, name, array)
+        graph.receiver_chunks = _chunk_bounds(receiver_pointer)
+        graph.sender_chunks = _chunk_bounds(sender_pointer)
+        return graph
+
     def same_edges(self, receivers: np.ndarray, senders: np.ndarray, num_nodes: int) -> bool:
         """Whether this plan was built from exactly these edges (compared by content, not identity)."""
         return (

@@ -5,6 +5,7 @@ backward and double backward as ``torch.library`` custom ops (``multilinear::tp_
 ``multilinear::tp_backward``, ``multilinear::tp_double_backward``).
 """
 
+from multilinear.torch.conv import PreparedGraph, TensorProductConv, prepare_graph
 from multilinear.torch.tensor_product import TensorProduct
 
-__all__ = ["TensorProduct"]
+__all__ = ["PreparedGraph", "TensorProduct", "TensorProductConv", "prepare_graph"]
