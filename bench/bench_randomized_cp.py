@@ -60,12 +60,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_cp(X, rank: int, method: str, samples: int, iters: int, seed: int) -> dict:
+def run_cp(X, rank: int, method: str, samples: int, iters: int, seed: int, fit_every: int = 1) -> dict:
     import multilinear as ml
 
     kwargs = {} if method == "exact" else {"samples": samples}
     load = os.getloadavg()[0]
-    result = ml.cp_als(X, rank, method=method, max_iter=iters, tol=0.0, rng=seed, fit_every=1, **kwargs)
+    result = ml.cp_als(
+        X, rank, method=method, max_iter=iters, tol=0.0, rng=seed, fit_every=fit_every, **kwargs
+    )
     return {
         "method": method,
         "rank": rank,
@@ -107,7 +109,7 @@ def section_accuracy(args, name: str) -> dict:
         for method in METHODS:
             seeds = args.seeds if method != "exact" else args.seeds[: args.exact_seeds]
             for seed in seeds:
-                run = run_cp(X, rank, method, args.samples, args.iters, seed)
+                run = run_cp(X, rank, method, args.samples, args.iters, seed, fit_every=args.iters)
                 runs.append(run)
                 print(
                     f"{name} R={rank} {method:16s} seed={seed} fit={run['fit']:.4f} "
@@ -201,6 +203,7 @@ def main() -> None:
     parser.add_argument("--fit-time-iters", type=int, default=10)
     parser.add_argument("--fit-time-methods", nargs="+", default=["exact", "arls-lev", "sts"])
     parser.add_argument("--method", default="exact", help="fit-time-one only")
+    parser.add_argument("--tag", default="", help="suffix of the result file name (split runs of a section)")
     parser.add_argument("--sampler-rows-log2", type=int, default=22)
     parser.add_argument("--sampler-repeats", type=int, default=3)
     args = parser.parse_args()
@@ -228,8 +231,9 @@ def main() -> None:
         data["loadavg_after"] = os.getloadavg()
         data["wall_s"] = time.perf_counter() - start
         data["argv"] = sys.argv[1:]
-        (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
-        print(f"{name}: {data['wall_s']:.0f} s, written to {RESULTS / (name + '.json')}", flush=True)
+        target = RESULTS / f"{name}{args.tag}.json"
+        target.write_text(json.dumps(data, indent=1))
+        print(f"{name}: {data['wall_s']:.0f} s, written to {target}", flush=True)
 
 
 if __name__ == "__main__":
