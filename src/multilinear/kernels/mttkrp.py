@@ -26,6 +26,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from multilinear.kernels._prefetch import prefetch_row
+
+# Rows of the nonzero this many positions ahead are prefetched (measured: 8 and 16 alike, 32 worse).
+PREFETCH_DISTANCE = 8
+
 
 @njit(cache=True)
 def build_mode_layout(
@@ -68,16 +73,22 @@ def _accumulate_slice(start, stop, sorted_rows, sorted_values, stacked, acc, tmp
     """acc[:] = sum over positions start..stop-1 of value * Hadamard product of the stacked rows."""
     rank = acc.shape[0]
     others = sorted_rows.shape[1]
+    nnz = sorted_values.shape[0]
     for r in range(rank):
         acc[r] = 0.0
     if others == 1:
         for q in range(start, stop):
+            if q + PREFETCH_DISTANCE < nnz:
+                prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, 0])
             v = sorted_values[q]
             a = sorted_rows[q, 0]
             for r in range(rank):
                 acc[r] += v * stacked[a, r]
     elif others == 2:
         for q in range(start, stop):
+            if q + PREFETCH_DISTANCE < nnz:
+                prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, 0])
+                prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, 1])
             v = sorted_values[q]
             a = sorted_rows[q, 0]
             b = sorted_rows[q, 1]
@@ -85,6 +96,10 @@ def _accumulate_slice(start, stop, sorted_rows, sorted_values, stacked, acc, tmp
                 acc[r] += v * stacked[a, r] * stacked[b, r]
     elif others == 3:
         for q in range(start, stop):
+            if q + PREFETCH_DISTANCE < nnz:
+                prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, 0])
+                prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, 1])
+                prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, 2])
             v = sorted_values[q]
             a = sorted_rows[q, 0]
             b = sorted_rows[q, 1]
@@ -93,6 +108,9 @@ def _accumulate_slice(start, stop, sorted_rows, sorted_values, stacked, acc, tmp
                 acc[r] += v * stacked[a, r] * stacked[b, r] * stacked[c, r]
     else:
         for q in range(start, stop):
+            if q + PREFETCH_DISTANCE < nnz:
+                for k in range(others):
+                    prefetch_row(stacked, sorted_rows[q + PREFETCH_DISTANCE, k])
             v = sorted_values[q]
             a = sorted_rows[q, 0]
             for r in range(rank):
@@ -213,6 +231,9 @@ def _inner_product_chunk(c, n_chunks, indices, values, offsets, stacked, weights
     tmp = np.empty(rank)
     total = 0.0
     for p in range(start, stop):
+        if p + PREFETCH_DISTANCE < nnz:
+            for m in range(nmodes):
+                prefetch_row(stacked, offsets[m] + indices[p + PREFETCH_DISTANCE, m])
         a = offsets[0] + indices[p, 0]
         for r in range(rank):
             tmp[r] = weights[r] * stacked[a, r]
