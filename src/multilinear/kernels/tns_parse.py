@@ -60,6 +60,30 @@ def _is_digit(byte):
     return byte >= 48 and byte <= 57
 
 
+_ASCII_ZEROS = np.uint64(0x3030303030303030)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_ADD_SIX = np.uint64(0x0606060606060606)
+_LOW_BYTES = np.uint64(0x000000FF000000FF)
+_MUL_HUNDRED = np.uint64(100 + (1000000 << 32))
+_MUL_ONE = np.uint64(1 + (10000 << 32))
+
+
+@njit(cache=True, inline="always")
+def _eight_digits(buffer, p):
+    """(True, value) when buffer[p:p+8] are 8 ASCII digits, parsed at once (SWAR); else (False, 0)."""
+    chunk = np.uint64(0)
+    for k in range(8):
+        chunk |= np.uint64(buffer[p + k]) << np.uint64(8 * k)
+    if (chunk & _HIGH_NIBBLES) != _ASCII_ZEROS or ((chunk + _ADD_SIX) & _HIGH_NIBBLES) != _ASCII_ZEROS:
+        return False, np.uint64(0)
+    value = chunk - _ASCII_ZEROS
+    value = value * np.uint64(10) + (value >> np.uint64(8))
+    value = (
+        (value & _LOW_BYTES) * _MUL_HUNDRED + ((value >> np.uint64(16)) & _LOW_BYTES) * _MUL_ONE
+    ) >> np.uint64(32)
+    return True, value
+
+
 @njit(cache=True)
 def count_newlines_range(buffer, start, stop):
     """Number of ``\\n`` bytes in ``buffer[start:stop]``."""
@@ -218,6 +242,14 @@ def parse_range(
                 p += 1
                 while p < stop and _is_digit(buffer[p]):
                     any_digit = True
+                    if w != np.uint64(0) and significant <= 11 and p + 8 <= stop:
+                        whole, eight = _eight_digits(buffer, p)
+                        if whole:
+                            w = w * np.uint64(100000000) + eight
+                            significant += 8
+                            exponent -= 8
+                            p += 8
+                            continue
                     d = np.uint64(buffer[p] - 48)
                     if significant < 19:
                         if w != np.uint64(0) or d != np.uint64(0):
