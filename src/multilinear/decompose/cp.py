@@ -88,8 +88,9 @@ def cp_als(
     -------
     CPResult
         Weights ``(R,)``, factors ``(I_n, R)``, final fit, fit history, iterations, timings, and why it
-        stopped. A ``KeyboardInterrupt`` during the loop stops it cleanly: the model reached so far is
-        returned with ``stopped="interrupted"`` (its fit computed afresh) instead of the exception.
+        stopped. A ``KeyboardInterrupt`` during the iterations stops them cleanly: the model reached so
+        far is returned with ``stopped="interrupted"`` (its fit computed afresh, ``iterations`` counting
+        the completed ones) instead of the exception; one during the setup propagates.
 
     Raises
     ------
@@ -99,6 +100,22 @@ def cp_als(
         Bad values: rank < 1, unknown method or init, negative tol, factor shapes, empty or all-zero X.
     NotImplementedError
         A randomized method when ``multilinear.decompose._sketched`` is not available.
+
+    Notes
+    -----
+    Conventions follow pyttb's ``cp_als``: modes are updated in order, the first fit is evaluated after
+    the first iteration and the loop never stops before the second evaluation; from the same initial
+    factors the fits agree to rounding (pyttb normalises with max-norms after the first iteration, which
+    changes the scaling of the factors but not the model).
+
+    Sparse X: per-mode sorted copies of the nonzeros are built at the first call and kept in ``X._cache``
+    (``nnz * (4 (N - 1) + 8)`` bytes per mode with int32 indices), so later calls on the same tensor
+    skip that setup. The factors are stored once, in one stacked array that the kernels read; the
+    returned factors are views of it.
+
+    Threads: the MTTKRP kernels use numba's threads (``NUMBA_NUM_THREADS``, ``numba.set_num_threads``);
+    BLAS is limited to one thread inside the loop (its calls there are small, and OpenBLAS's threads and
+    numba's fight on few cores). On oversubscribed cores, one numba thread can be faster than several.
 
     Examples
     --------
