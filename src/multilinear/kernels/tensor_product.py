@@ -117,8 +117,10 @@ class TPKernels:
         return (n,) if self.spec.shared_weights else (batch, n)
 
     def _check_inputs(self, x, y, w) -> int:
-        if not isinstance(x, np.ndarray) or x.ndim != 2:
-            raise ValueError(f"x must be a 2-d numpy array (batch, {self.spec.dim_in1})")
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
+        if x.ndim != 2:
+            raise ValueError(f"x must have shape (batch, {self.spec.dim_in1}), got {x.shape}")
         batch = x.shape[0]
         self._check("x", x, (batch, self.spec.dim_in1))
         self._check("y", y, (batch, self.spec.dim_in2))
