@@ -291,6 +291,7 @@ def case_row(name: str, X: ml.SparseTensor, ours: dict, peer: dict | None, same:
     if peer is not None:
         row["pyttb"] = peer
         row["speedup"] = peer["seconds_per_iter"] / ours["seconds_per_iter"]
+        row["ours_fit_same_iterations"] = same["fit"]
         row["fit_difference_same_iterations"] = abs(same["fit"] - peer["fit"])
     print(
         f"{name}: ours {ours['seconds_per_iter']:.4f} s/iter (setup {ours['setup_seconds']:.2f} s)"

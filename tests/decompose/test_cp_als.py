@@ -260,3 +260,15 @@ def test_argument_errors(kwargs, error, message) -> None:
 def test_bad_tensors(X, error, message) -> None:
     with pytest.raises(error, match=message):
         ml.cp_als(X, 1)
+
+
+def test_matrix_case_reaches_the_truncated_svd_optimum() -> None:
+    """For N = 2, CP-ALS is subspace iteration: its fit converges to Eckart-Young's best rank-R fit."""
+    rng = np.random.default_rng(95)
+    matrix = rng.standard_normal((12, 9)) @ np.diag(np.linspace(3.0, 0.2, 9)) @ rng.standard_normal((9, 9))
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    best = 1.0 - np.sqrt(np.sum(singular[3:] ** 2)) / np.linalg.norm(matrix)
+    for X in (matrix, ml.SparseTensor.from_dense(matrix)):
+        result = ml.cp_als(X, 3, rng=96, max_iter=2000, tol=1e-13)
+        assert result.stopped == "converged"
+        assert abs(result.fit - best) < 1e-6

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multilinear import SparseTensor
 from multilinear.decompose import mttkrp
@@ -129,3 +131,21 @@ def test_mttkrp_argument_errors() -> None:
         mttkrp(X, [factors[0], np.ones((2, 2)), factors[2]], 0)
     with pytest.raises(ValueError, match="ranks must agree"):
         mttkrp(X, [factors[0], factors[1], np.ones((X.shape[2], 3))], 0)
+
+
+@settings(max_examples=15)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    rank=st.integers(1, 5),
+    density=st.floats(0.05, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_mttkrp_property_any_shape(shape: list[int], rank: int, density: float, seed: int) -> None:
+    """Any order 2-5, sizes down to 1, any density (including a single nonzero)."""
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random(shape) < density, rng.standard_normal(shape), 0.0)
+    dense.flat[rng.integers(dense.size)] = 1.0  # at least one nonzero
+    X = SparseTensor.from_dense(dense)
+    factors = [rng.standard_normal((size, rank)) for size in shape]
+    for mode in range(len(shape)):
+        assert_close_rel(mttkrp(X, factors, mode), reference_mttkrp(dense, factors, mode), "mttkrp", F64)
