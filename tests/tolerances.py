@@ -12,6 +12,7 @@ _TABLE: dict[tuple[str, type], float] = {
     ("mttkrp", np.float64): 1e-12,
     ("cp_fit_vs_pyttb", np.float64): 1e-6,
     ("cp_fit_vs_dense", np.float64): 1e-10,
+    ("cp_factors_vs_reference", np.float64): 1e-8,
     ("leverage_probs", np.float64): 1e-10,
     # Kruskal tensors (relative to the largest reference magnitude)
     ("kruskal_values", np.float64): 1e-12,

@@ -10,7 +10,7 @@ import pytest
 import multilinear as ml
 from tests.decompose.sparse_cases import powerlaw_sparse
 from tests.reference.mttkrp import kruskal_to_dense
-from tests.tolerances import tol
+from tests.tolerances import assert_close_rel, tol
 
 F64 = np.dtype(np.float64)
 
@@ -272,3 +272,20 @@ def test_matrix_case_reaches_the_truncated_svd_optimum() -> None:
         result = ml.cp_als(X, 3, rng=96, max_iter=2000, tol=1e-13)
         assert result.stopped == "converged"
         assert abs(result.fit - best) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_every_fit_and_the_model_match_the_reference_als(kind: str) -> None:
+    from tests.reference.cp_als import reference_cp_als
+
+    X, dense = powerlaw_sparse((7, 6, 5, 4), density=0.4, seed=97)
+    rng = np.random.default_rng(98)
+    start = [rng.standard_normal((size, 3)) for size in X.shape]
+    result = ml.cp_als(X if kind == "sparse" else dense, 3, init=start, max_iter=6, tol=0.0)
+    weights, factors, fits = reference_cp_als(dense, start, 6)
+    np.testing.assert_allclose(
+        [f for _, f in result.fit_history], fits, rtol=0, atol=tol("cp_fit_vs_dense", F64)
+    )
+    assert_close_rel(result.weights, weights, "cp_factors_vs_reference", F64)
+    for ours, ref in zip(result.factors, factors):
+        assert_close_rel(ours, ref, "cp_factors_vs_reference", F64)
