@@ -149,3 +149,10 @@ def test_mttkrp_property_any_shape(shape: list[int], rank: int, density: float, 
     factors = [rng.standard_normal((size, rank)) for size in shape]
     for mode in range(len(shape)):
         assert_close_rel(mttkrp(X, factors, mode), reference_mttkrp(dense, factors, mode), "mttkrp", F64)
+
+
+def test_mttkrp_of_a_tensor_without_nonzeros_is_zero() -> None:
+    X = SparseTensor(np.zeros((0, 3), dtype=np.int64), np.zeros(0), (4, 3, 2))
+    factors = [np.ones((size, 2)) for size in X.shape]
+    for mode in range(3):
+        np.testing.assert_array_equal(mttkrp(X, factors, mode), np.zeros((X.shape[mode], 2)))
