@@ -8,6 +8,7 @@ with several y channels), per-sample in float64 and shared in float32; two zoo p
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -174,3 +175,40 @@ def test_second_process_loads_from_disk_without_compiling():
     hits, misses, elapsed = result.stdout.split()
     assert int(hits) >= 2 and int(misses) == 0, result.stdout
     assert float(elapsed) < 30.0  # loading is ~0.1 s; compiling this spec takes far longer than that
+
+
+def test_row_chunks_cover_the_batch_in_order():
+    from multilinear.kernels.tensor_product import row_chunks
+
+    assert row_chunks(0, 4) == []
+    assert row_chunks(10, 1) == [(0, 10)]
+    for batch in (1, 31, 64, 1000, 12345):
+        chunks = row_chunks(batch, 3)
+        assert chunks[0][0] == 0 and chunks[-1][1] == batch
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
+        assert all(stop > start for start, stop in chunks)
+
+
+@pytest.mark.parametrize("name", ["mixed-per_sample-float64", "mixed-shared-float32"])
+def test_split_over_threads_matches_reference(name, monkeypatch):
+    """Many small row chunks on a pool of 3 threads: every op, shared-weight partial sums reduced."""
+    import multilinear.kernels.tensor_product as tensor_product
+
+    spec = CASES[name]()
+    kernels = get_tp_kernels(spec)
+    monkeypatch.setattr(tensor_product, "_MIN_ROWS_PER_CHUNK", 2)
+    monkeypatch.setattr(tensor_product.numba, "get_num_threads", lambda: 3)
+    assert len(tensor_product.row_chunks(33)) == 12
+    x, y, w, g = _inputs(spec, 33, seed=7)
+    gg = _inputs(spec, 33, seed=8)[:3]
+    z = _garbage_like(g)
+    kernels.forward(x, y, w, z)
+    assert_close_rel(z, reference_forward(spec, x, y, w), "tp_forward", spec.dtype)
+    grads = [_garbage_like(a) for a in (x, y, w)]
+    kernels.backward(x, y, w, g, *grads)
+    for ours, expected in zip(grads, reference_backward(spec, x, y, w, g)):
+        assert_close_rel(ours, expected, "tp_backward", spec.dtype)
+    outs = [_garbage_like(a) for a in (x, y, w, g)]
+    kernels.double_backward(x, y, w, g, *gg, *outs)
+    for ours, expected in zip(outs, reference_double_backward(spec, x, y, w, g, *gg)):
+        assert_close_rel(ours, expected, "tp_double_backward", spec.dtype)
