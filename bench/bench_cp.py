@@ -99,9 +99,15 @@ def start_factors(shape: tuple[int, ...], seed: int) -> list[np.ndarray]:
 
 
 def run_ours(X: ml.SparseTensor, iters: int, start: list[np.ndarray]) -> dict:
-    result = ml.cp_als(X, RANK, init=start, max_iter=iters, tol=0.0)
+    cpu_stamps: list[float] = []
+
+    def stamp(iteration, fit, factors):
+        cpu_stamps.append(time.process_time())
+
+    result = ml.cp_als(X, RANK, init=start, max_iter=iters, tol=0.0, callback=stamp)
     per_iter = np.asarray(result.times.update) + np.asarray(result.times.fit)
     return {
+        "cpu_seconds_per_iter": float(np.median(np.diff(cpu_stamps))) if len(cpu_stamps) > 1 else None,
         "seconds_per_iter": float(np.median(per_iter)),
         "update_seconds_per_iter": float(np.median(result.times.update)),
         "fit_seconds_per_iter": float(np.median(result.times.fit)),
@@ -115,6 +121,7 @@ def run_pyttb(X: ml.SparseTensor, iters: int, start: list[np.ndarray]) -> dict:
     import pyttb as ttb
 
     stamps: list[float] = []
+    cpu_stamps: list[float] = []
 
     class TimedSptensor(ttb.sptensor):
         """pyttb's sptensor, stamping the time of each mode-0 MTTKRP (the start of an iteration)."""
@@ -122,15 +129,18 @@ def run_pyttb(X: ml.SparseTensor, iters: int, start: list[np.ndarray]) -> dict:
         def mttkrp(self, U, n):
             if n == 0:
                 stamps.append(time.perf_counter())
+                cpu_stamps.append(time.process_time())
             return super().mttkrp(U, n)
 
     peer = TimedSptensor(X.indices, X.values[:, None], X.shape)
     t0 = time.perf_counter()
     _, _, out = ttb.cp_als(peer, RANK, init=ttb.ktensor(start), maxiters=iters, stoptol=0.0, printitn=0)
     stamps.append(time.perf_counter())
+    cpu_stamps.append(time.process_time())
     total = stamps[-1] - t0
     per_iter = np.diff(stamps)
     return {
+        "cpu_seconds_per_iter": float(np.median(np.diff(cpu_stamps))),
         "seconds_per_iter": float(np.median(per_iter)),
         "total_seconds": total,
         "iterations": int(out["iters"]) + 1,
@@ -180,6 +190,60 @@ def thread_variants(X: ml.SparseTensor, iters: int, start: list[np.ndarray]) -> 
         cp._LOOP_BLAS_THREADS = default_blas
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     return rows
+
+
+_LAYER_SCRIPT = """
+import json, sys, time, numpy as np, numba, multilinear as ml
+sys.path.insert(0, {bench_dir!r})
+from bench_cp import uniform_tensor, start_factors
+X = uniform_tensor((2000, 2000, 2000), {nnz}, seed=1)
+start = start_factors(X.shape, 2)
+out = {{}}
+for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+    numba.set_num_threads(threads)
+    ml.cp_als(X, 25, init=start, max_iter=2, tol=0.0)
+    res = ml.cp_als(X, 25, init=start, max_iter={iters}, tol=0.0)
+    out[threads] = float(np.median(np.asarray(res.times.update) + np.asarray(res.times.fit)))
+print(json.dumps({{"layer": numba.threading_layer(), "seconds_per_iter": out}}))
+"""
+
+
+def threading_layer_variants(nnz: int, iters: int) -> list[dict]:
+    """Case (a) in fresh processes under numba's OpenMP layer (default spinning, OMP_WAIT_POLICY=passive)
+    and its workqueue layer, with 1 and 2 numba threads: how each copes with oversubscribed cores."""
+    script = _LAYER_SCRIPT.format(bench_dir=str(Path(__file__).resolve().parent), nnz=nnz, iters=iters)
+    rows = []
+    for label, extra in (
+        ("omp (default)", {}),
+        ("omp, OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"}),
+        ("workqueue", {"NUMBA_THREADING_LAYER": "workqueue"}),
+    ):
+        env = {**os.environ, **extra}
+        run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+        if run.returncode != 0:
+            rows.append({"setting": label, "error": run.stderr.strip().splitlines()[-1:]})
+            continue
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        rows.append({"setting": label, **result, "loadavg": os.getloadavg()[0]})
+        print(f"  {label}: {result}", flush=True)
+    return rows
+
+
+def single_thread_cpu(X: ml.SparseTensor, iters: int, pyttb_iters: int, start: list[np.ndarray]) -> dict:
+    """CPU seconds per iteration of both with one thread each (numba 1, BLAS 1): a figure the load of a
+    shared machine disturbs far less than wall time (only through caches and memory bandwidth)."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            ours = run_ours(X, iters, start)["cpu_seconds_per_iter"]
+            peer = run_pyttb(X, pyttb_iters, start)["cpu_seconds_per_iter"]
+    finally:
+        numba.set_num_threads(previous)
+    return {"ours_cpu_seconds_per_iter": ours, "pyttb_cpu_seconds_per_iter": peer, "ratio": peer / ours}
 
 
 def _status_mib(field: str) -> float:
@@ -240,8 +304,11 @@ def main() -> None:
         ours = run_ours(X, args.iters, start)
         peer = run_pyttb(X, args.pyttb_iters, start)
         same = run_ours(X, args.pyttb_iters, start)
-        report["cases"].append(case_row("(a) 2000^3 uniform", X, ours, peer, same))
+        row = case_row("(a) 2000^3 uniform", X, ours, peer, same)
+        row["single_thread_cpu"] = single_thread_cpu(X, args.iters, args.pyttb_iters, start)
+        report["cases"].append(row)
         report["threads"] = thread_variants(X, args.iters, start)
+        report["threading_layers"] = threading_layer_variants(X.nnz, args.iters)
 
     if "b" in cases:
         if FLIGHTS.exists():
@@ -250,7 +317,9 @@ def main() -> None:
             ours = run_ours(X, args.iters, start)
             peer = run_pyttb(X, max(args.pyttb_iters, 5), start)
             same = run_ours(X, max(args.pyttb_iters, 5), start)
-            report["cases"].append(case_row("(b) NYC flights", X, ours, peer, same))
+            row = case_row("(b) NYC flights", X, ours, peer, same)
+            row["single_thread_cpu"] = single_thread_cpu(X, args.iters, max(args.pyttb_iters, 5), start)
+            report["cases"].append(row)
         else:
             print(f"(b) skipped: {FLIGHTS} does not exist yet")
 
@@ -313,6 +382,13 @@ def print_table(report: dict) -> None:
             + " | "
             + ("-" if peer is None else f"{row['speedup']:.1f}")
         )
+    for row in report["cases"]:
+        if "single_thread_cpu" in row:
+            cpu = row["single_thread_cpu"]
+            print(
+                f"  {row['case']}, CPU s/iter at one thread: ours {cpu['ours_cpu_seconds_per_iter']:.4f}, "
+                f"pyttb {cpu['pyttb_cpu_seconds_per_iter']:.3f}, pyttb/ours {cpu['ratio']:.1f}"
+            )
     for row in report.get("threads", []):
         print(
             f"  threads: numba {row['numba_threads']}, BLAS {row['blas_threads']}: {row['seconds_per_iter']:.4f} s/iter"
@@ -351,6 +427,22 @@ def write_markdown(report: dict, path: Path) -> None:
             + ("-" if peer is None else f"{row['fit_difference_same_iterations']:.1e}")
             + " |"
         )
+    cpu_rows = [row for row in report["cases"] if "single_thread_cpu" in row]
+    if cpu_rows:
+        lines += [
+            "",
+            "CPU seconds per iteration with one thread each (numba 1 thread, BLAS 1 thread, `process_time`):",
+            "less disturbed by the machine's load than wall time.",
+            "",
+            "| case | ours CPU s/iter | pyttb CPU s/iter | pyttb/ours |",
+            "|---|---|---|---|",
+        ]
+        for row in cpu_rows:
+            cpu = row["single_thread_cpu"]
+            lines.append(
+                f"| {row['case']} | {cpu['ours_cpu_seconds_per_iter']:.4f} | "
+                f"{cpu['pyttb_cpu_seconds_per_iter']:.3f} | {cpu['ratio']:.1f}x |"
+            )
     for row in report["cases"]:
         if "layout_mib" in row:
             lines += [
@@ -400,6 +492,25 @@ def write_markdown(report: dict, path: Path) -> None:
         "  has descheduled), which a quiet machine should not show: set `NUMBA_NUM_THREADS=1` when the",
         "  cores are oversubscribed.",
     ]
+    if report.get("threading_layers"):
+        lines += [
+            "",
+            "Threading layers on case (a), each in a fresh process (s/iter):",
+            "",
+            "| setting | layer | 1 numba thread | 2 numba threads | load |",
+            "|---|---|---|---|---|",
+        ]
+        for r in report["threading_layers"]:
+            if "error" in r:
+                lines.append(f"| {r['setting']} | failed: {r['error']} | | | |")
+                continue
+            t = r["seconds_per_iter"]
+            two = t.get("2", t.get(2))
+            lines.append(
+                f"| {r['setting']} | {r['layer']} | {t.get('1', t.get(1)):.4f} | "
+                + ("-" if two is None else f"{two:.4f}")
+                + f" | {r['loadavg']:.2f} |"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
