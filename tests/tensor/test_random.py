@@ -73,16 +73,20 @@ def test_random_kruskal():
     np.testing.assert_array_equal(random_kruskal((4, 5, 6), 3, rng=0).factors[2], M.factors[2])
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["blocks", "shared"])
 @pytest.mark.parametrize(("shape", "rank", "nnz"), [((12, 10, 8), 3, 300), ((8, 7, 6, 5), 2, 400)])
-def test_planted_sparse_is_exactly_its_model(shape, rank, nnz):
-    planted = planted_sparse(shape, rank, nnz, rng=11)
+def test_planted_sparse_is_exactly_its_model(shape, rank, nnz, shared):
+    planted = planted_sparse(shape, rank, nnz, shared_support=shared, rng=11)
     X, M = planted.tensor, planted.model
     dense = M.full()
     np.testing.assert_allclose(X.to_dense(), dense, rtol=1e-14, atol=0)
     assert X.nnz == np.count_nonzero(dense)  # the support is exactly where the model is nonzero
     assert 0.3 * nnz <= X.nnz <= nnz * 1.5
-    assert (X.values > 0).all()
-    again = planted_sparse(shape, rank, nnz, rng=11)
+    assert (X.values > 0).all() or shared
+    if shared:  # one dense block: the support is a product of index sets
+        sides = [np.unique(X.indices[:, n]).size for n in range(len(shape))]
+        assert X.nnz == np.prod(sides)
+    again = planted_sparse(shape, rank, nnz, shared_support=shared, rng=11)
     np.testing.assert_array_equal(again.tensor.indices, X.indices)
 
 

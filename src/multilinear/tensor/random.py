@@ -258,7 +258,9 @@ class PlantedSparse:
     model: KruskalTensor
 
 
-def planted_sparse(shape: Sequence[int], rank: int, nnz: int, *, rng: RNGLike = None) -> PlantedSparse:
+def planted_sparse(
+    shape: Sequence[int], rank: int, nnz: int, *, shared_support: bool = False, rng: RNGLike = None
+) -> PlantedSparse:
     """A sparse tensor that is exactly a rank-``rank`` Kruskal tensor with sparse factors.
 
     Component ``r`` has factor columns supported on random index sets ``S_r^(n)`` of equal size ``s_n``
@@ -268,17 +270,28 @@ def planted_sparse(shape: Sequence[int], rank: int, nnz: int, *, rng: RNGLike = 
     cell of the union cancels, so the tensor equals the model on every cell (up to rounding of the sums):
     its CP rank is at most ``rank`` and a rank-``rank`` CP decomposition can fit it exactly.
 
-    Whether CP-ALS from a random start finds that fit is up to ALS: the blocks are nearly disjoint, and
-    a start that puts two components on one block can stall (measured with ``cp_als``, 200 iterations,
-    seeds 0-2: fit 1.0 for every seed on (60, 50, 40) R=3 and (30, 25, 20, 15) R=4; on (200, 150, 100)
-    R=5 one seed of three reached 1.0 and two stalled at 0.64). Tests should fix the seed.
+    With ``shared_support=True`` all components use the same index sets (sized so that ``prod_n s_n`` is
+    about ``nnz``) and standard normal entries there (positive entries on one support would make the
+    components nearly collinear, which slows ALS to a crawl): the tensor is then one dense
+    rank-``rank`` block inside the sparse shape, with values of both signs, none zero almost surely.
+
+    Whether CP-ALS from a random start finds the exact fit is up to ALS. With separate supports the
+    blocks are nearly disjoint, and a start that puts two components on one block can stall (measured
+    with ``cp_als``, 200 iterations, seeds 0-2: fit 1.0 for every seed on (60, 50, 40) R=3 and
+    (30, 25, 20, 15) R=4; on (200, 150, 100) R=5 one seed of three reached 1.0 and two stalled at 0.64).
+    With a shared support (300 iterations, seeds 0-2): fit 1.0 for every seed on (200, 150, 100) R=5
+    and (60, 50, 40, 30) R=4; on (1000, 800, 600) R=8 (a 37**3 block) all stalled near 0.839, as did
+    pyttb's ``cp_als`` on the same block. Tests should fix the seed and keep the rank small.
 
     Parameters
     ----------
     shape : sequence of int
     rank : int
     nnz : int
-        Target number of nonzeros; the result has at most ``rank * prod_n s_n`` (blocks may overlap).
+        Target number of nonzeros; the result has at most ``rank * prod_n s_n`` (blocks may overlap), or
+        exactly ``prod_n s_n`` with a shared support.
+    shared_support : bool
+        One support for all components instead of one per component.
     rng : None, int, SeedSequence or Generator
 
     Returns
@@ -290,7 +303,7 @@ def planted_sparse(shape: Sequence[int], rank: int, nnz: int, *, rng: RNGLike = 
     rank = check_positive_int(rank, "rank")
     nnz = check_positive_int(nnz, "nnz")
     gen = as_generator(rng)
-    per_block = max(1.0, nnz / rank)
+    per_block = float(nnz) if shared_support else max(1.0, nnz / rank)
     sizes = []
     remaining = per_block
     for mode, size in enumerate(dims):  # equal side lengths, capped by the mode sizes
@@ -300,14 +313,21 @@ def planted_sparse(shape: Sequence[int], rank: int, nnz: int, *, rng: RNGLike = 
         remaining /= side
     factors = [np.zeros((size, rank)) for size in dims]
     blocks = []
+    shared = [np.sort(gen.choice(size, sizes[mode], replace=False)) for mode, size in enumerate(dims)]
     for r in range(rank):
         supports = []
         for mode, size in enumerate(dims):
-            support = np.sort(gen.choice(size, sizes[mode], replace=False))
-            factors[mode][support, r] = 0.5 + gen.random(sizes[mode])
+            support = (
+                shared[mode] if shared_support else np.sort(gen.choice(size, sizes[mode], replace=False))
+            )
+            if shared_support:  # well-separated components; no cell is zero (almost surely)
+                factors[mode][support, r] = gen.standard_normal(sizes[mode])
+            else:
+                factors[mode][support, r] = 0.5 + gen.random(sizes[mode])
             supports.append(support)
-        grid = np.meshgrid(*supports, indexing="ij")
-        blocks.append(np.stack([g.ravel() for g in grid], axis=1))
+        if r == 0 or not shared_support:
+            grid = np.meshgrid(*supports, indexing="ij")
+            blocks.append(np.stack([g.ravel() for g in grid], axis=1))
     weights = 1.0 + gen.random(rank)
     model = KruskalTensor(weights, factors, copy=False)
     coordinates = np.unique(np.concatenate(blocks, axis=0), axis=0)
