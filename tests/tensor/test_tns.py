@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import multilinear as ml
-from multilinear.tensor import random_sparse, tns
+from multilinear.tensor import random_sparse, tns, tns_cache
 from tests.reference.tns import read_tns_python
 
 
@@ -297,10 +297,10 @@ def test_second_read_uses_the_cache(tmp_path, monkeypatch):
     path = tmp_path / "x.tns"
     X = _write_small(path)
     ml.read_tns(path)
-    assert tns.cache_path_for(path).is_file()
+    assert tns_cache.cache_path_for(path).is_file()
     umask = os.umask(0)
     os.umask(umask)
-    assert stat.S_IMODE(tns.cache_path_for(path).stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(tns_cache.cache_path_for(path).stat().st_mode) == 0o666 & ~umask
     _refuse_text_parsing(monkeypatch)
     Y = ml.read_tns(path)
     np.testing.assert_array_equal(Y.indices, X.indices)
@@ -329,7 +329,7 @@ def test_cache_false_neither_reads_nor_writes(tmp_path):
     path = tmp_path / "x.tns"
     _write_small(path)
     ml.read_tns(path, cache=False)
-    assert not tns.cache_path_for(path).exists()
+    assert not tns_cache.cache_path_for(path).exists()
 
 
 def test_cache_invalidated_when_size_changes(tmp_path):
@@ -364,7 +364,7 @@ def test_corrupt_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, damage):
     path = tmp_path / "x.tns"
     X = _write_small(path)
     ml.read_tns(path)
-    cache_file = tns.cache_path_for(path)
+    cache_file = tns_cache.cache_path_for(path)
     blob = cache_file.read_bytes()
     if damage == "truncate":
         cache_file.write_bytes(blob[: len(blob) - 10])
@@ -386,7 +386,7 @@ def test_unwritable_directory_skips_the_cache(tmp_path, monkeypatch):
         raise PermissionError("read-only directory")
 
     # chmod does not stop root, who runs the CI here: refuse the temporary file the cache is written to
-    monkeypatch.setattr(tns, "_create_temporary", no_temporary_files)
+    monkeypatch.setattr(tns_cache, "_create_temporary", no_temporary_files)
     if os.geteuid() != 0:
         tmp_path.chmod(0o555)
     try:
@@ -394,7 +394,7 @@ def test_unwritable_directory_skips_the_cache(tmp_path, monkeypatch):
     finally:
         tmp_path.chmod(0o755)
     np.testing.assert_array_equal(Y.indices, X.indices)
-    assert not tns.cache_path_for(path).exists()
+    assert not tns_cache.cache_path_for(path).exists()
     assert not list(tmp_path.glob("*.tmp"))
 
 
