@@ -12,7 +12,8 @@ and writes docs/benchmarks/randomized_cp.md and docs/benchmarks/randomized_cp_fi
   time to reach 95% of exact ALS's final fit; the PNG plot; peak memory of each method's process.
 - ``sampler``: bench/bench_sampler.py's case (N = 3, I = 2^22, R = 32, J = 65,536).
 
-Usage: python bench/bench_randomized_cp.py SECTION [options]   (see --help); SECTION=all runs them in turn.
+Usage: python bench/bench_randomized_cp.py SECTION [options]   (see --help); SECTION=all runs them in turn,
+then ``python bench/bench_randomized_cp.py report``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "randomized_cp"
 FLIGHTS = ROOT / "data" / "flights_dest_carrier_day_hour.tns.gz"
+MERGED = ROOT / "bench" / "results" / "randomized_cp.json"
+PLOT = ROOT / "docs" / "benchmarks" / "randomized_cp_fit_time.png"
 METHODS = ("exact", "arls-lev", "arls-lev-hybrid", "sts")
 
 
@@ -184,11 +187,108 @@ def section_sampler(args) -> dict:
     return json.loads(out.read_text())
 
 
+def accuracy_table(parts: dict) -> str:
+    lines = [
+        "| tensor | R | method | seeds | final fit, mean | spread (min-max) | gap to exact | update s/iter (median) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, data in sorted(parts.items()):
+        if not name.startswith("accuracy"):
+            continue
+        tensor = data["tensor"]["name"]
+        runs = data["runs"]
+        for rank in sorted({r["rank"] for r in runs}):
+            exact = [r["fit"] for r in runs if r["rank"] == rank and r["method"] == "exact"]
+            exact_mean = float(np.mean(exact)) if exact else float("nan")
+            for method in METHODS:
+                chosen = [r for r in runs if r["rank"] == rank and r["method"] == method]
+                if not chosen:
+                    continue
+                fits = np.array([r["fit"] for r in chosen])
+                per_iter = float(np.median(np.concatenate([r["update_s"] for r in chosen])))
+                gap = (exact_mean - fits.mean()) / exact_mean * 100 if exact else float("nan")
+                lines.append(
+                    f"| {tensor} | {rank} | {method} | {len(chosen)} | {fits.mean():.4f} | "
+                    f"{fits.min():.4f}-{fits.max():.4f} | {gap:+.1f}% | {per_iter:.2f} |"
+                )
+    return "\n".join(lines)
+
+
+def fit_time_table(data: dict) -> str:
+    lines = [
+        "| method | final fit | update s/iter (median) | time to 95% of exact's final fit (s) | peak RSS (MiB) |",
+        "|---|---|---|---|---|",
+    ]
+    for run in data["runs"]:
+        reach = run.get("time_to_95pct_exact_fit_s")
+        reach_text = "not reached" if reach is None else f"{reach:.1f}"
+        lines.append(
+            f"| {run['method']} | {run['fit']:.4f} | {np.median(run['update_s']):.2f} | {reach_text} | "
+            f"{run['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_fit_time(data: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for run in data["runs"]:
+        elapsed = np.cumsum(run["update_s"])
+        fits = [f for _, f in run["fit_history"]]
+        iterations = [int(i) for i, _ in run["fit_history"]]
+        ax.plot([elapsed[i - 1] for i in iterations], fits, marker="o", label=run["method"])
+    exact = next((r for r in data["runs"] if r["method"] == "exact"), None)
+    if exact is not None:
+        ax.axhline(0.95 * exact["fit"], color="gray", linestyle="--", linewidth=0.8, label="95% of exact")
+    tensor = data["runs"][0]["tensor"]
+    ax.set_xlabel("update time (s, fit evaluations excluded)")
+    ax.set_ylabel("fit")
+    ax.set_title(f"CP-ALS, R = {data['runs'][0]['rank']}, nnz = {tensor['nnz']:.2e}, 2 threads")
+    ax.legend()
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT, dpi=110)
+
+
+def section_report() -> None:
+    parts = {
+        p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")) if p.stem != "sampler_raw"
+    }
+    MERGED.write_text(json.dumps(parts, indent=1))
+    print(accuracy_table(parts))
+    if "fit-time" in parts:
+        print()
+        print(fit_time_table(parts["fit-time"]))
+        plot_fit_time(parts["fit-time"])
+    for name, data in parts.items():
+        print(
+            name,
+            "load",
+            data.get("loadavg_before"),
+            "->",
+            data.get("loadavg_after"),
+            "wall",
+            data.get("wall_s"),
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="randomized CP benchmark")
     parser.add_argument(
         "section",
-        choices=["accuracy-flights", "accuracy-synthetic", "fit-time", "fit-time-one", "sampler", "all"],
+        choices=[
+            "accuracy-flights",
+            "accuracy-synthetic",
+            "fit-time",
+            "fit-time-one",
+            "sampler",
+            "report",
+            "all",
+        ],
     )
     parser.add_argument("--ranks", type=int, nargs="+", default=[25, 50, 100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
@@ -210,6 +310,9 @@ def main() -> None:
 
     if args.section == "fit-time-one":
         fit_time_one(args)
+        return
+    if args.section == "report":
+        section_report()
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     sections = (

@@ -177,3 +177,12 @@ def test_zero_factor_gives_zero_solution(method):
     factors[2] = np.zeros((4, 2))
     solver = make_sketched_solver(method, X, factors, samples=50, rng=0)
     np.testing.assert_array_equal(solver.solve(0, factors, np.ones(2)), np.zeros((6, 2)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matrix_of_low_rank_is_recovered(method):
+    # N = 2: the Khatri-Rao product is the other factor itself; a rank-5 matrix is fitted exactly
+    rng = np.random.default_rng(0)
+    X = ml.SparseTensor.from_dense(rng.random((40, 5)) @ rng.random((5, 30)))
+    result = ml.cp_als(X, 5, method=method, samples=200, max_iter=10, tol=0, rng=0)
+    assert result.fit > 0.9999
