@@ -53,8 +53,12 @@ def test_chunking_splits_heavy_rows_without_races(n_chunks: int, parallel: bool)
     for mode in range(X.ndim):
         layout = mode_layout(X, mode)
         out = np.full((X.shape[mode], 5), np.nan)  # every row must be written, empty ones with zeros
-        kernel(layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, n_chunks)
-        assert_close_rel(out, reference_mttkrp(dense, factors, mode), "mttkrp", F64)
+        for use_fibers in (False, True):
+            out[:] = np.nan
+            kernel(
+                layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, n_chunks, use_fibers
+            )
+            assert_close_rel(out, reference_mttkrp(dense, factors, mode), "mttkrp", F64)
 
 
 def test_layout_is_sorted_cached_and_complete() -> None:
@@ -68,11 +72,18 @@ def test_layout_is_sorted_cached_and_complete() -> None:
         np.testing.assert_array_equal(np.diff(layout.row_ptr), counts)
         # rebuild the coordinates from the layout: the same set of (coordinates, value)
         rows = np.repeat(np.arange(X.shape[mode]), counts)
-        others = [m for m in range(X.ndim) if m != mode]
+        assert sorted(layout.column_modes) == [m for m in range(X.ndim) if m != mode]
+        assert X.shape[layout.column_modes[0]] == min(X.shape[m] for m in layout.column_modes)
         coords = np.empty_like(X.indices)
         coords[:, mode] = rows
-        for k, m in enumerate(others):
+        for k, m in enumerate(layout.column_modes):
             coords[:, m] = layout.sorted_rows[:, k] - offsets[m]
+        pairs = X.indices[:, mode] * X.shape[layout.column_modes[0]] + X.indices[:, layout.column_modes[0]]
+        assert layout.fibers == np.unique(pairs).size
+        # within each slice, sorted by the fiber mode (fibers are consecutive)
+        fiber_rows = layout.sorted_rows[:, 0].astype(np.int64)
+        same_slice = rows[1:] == rows[:-1]
+        assert np.all(np.diff(fiber_rows)[same_slice] >= 0)
         rebuilt = SparseTensor(coords, layout.sorted_values, X.shape)
         np.testing.assert_array_equal(rebuilt.to_dense(), X.to_dense())
 
@@ -156,3 +167,22 @@ def test_mttkrp_of_a_tensor_without_nonzeros_is_zero() -> None:
     factors = [np.ones((size, 2)) for size in X.shape]
     for mode in range(3):
         np.testing.assert_array_equal(mttkrp(X, factors, mode), np.zeros((X.shape[mode], 2)))
+
+
+@pytest.mark.parametrize("shape", [(9, 8), *SHAPES.values()], ids=["2-mode", *SHAPES])
+@pytest.mark.parametrize("use_fibers", [False, True], ids=["flat", "fibers"])
+def test_both_kernel_paths_every_order(shape: tuple[int, ...], use_fibers: bool) -> None:
+    """The flat and the fiber-factored accumulation agree with the reference for 1 to 4 other modes."""
+    from multilinear.kernels.mttkrp import mttkrp_sorted_serial
+
+    X, dense = powerlaw_sparse(shape, density=0.5, seed=len(shape))
+    rng = np.random.default_rng(11)
+    factors = [rng.standard_normal((size, 4)) for size in X.shape]
+    stacked = stack_factors(factors)
+    for mode in range(X.ndim):
+        layout = mode_layout(X, mode)
+        out = np.full((X.shape[mode], 4), np.nan)
+        mttkrp_sorted_serial(
+            layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, 3, use_fibers
+        )
+        assert_close_rel(out, reference_mttkrp(dense, factors, mode), "mttkrp", F64)

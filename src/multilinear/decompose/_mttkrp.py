@@ -55,7 +55,9 @@ def sparse_mttkrp_stacked(
         out = np.empty((X.shape[mode], stacked.shape[1]), dtype=np.float64)
     chunks = parallel_chunks(X.nnz)
     kernel = mttkrp_sorted if chunks > 1 else mttkrp_sorted_serial
-    kernel(layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, chunks)
+    kernel(
+        layout.row_ptr, layout.sorted_rows, layout.sorted_values, stacked, out, chunks, layout.factor_fibers
+    )
     return out
 
 
