@@ -58,7 +58,7 @@ def problem_for(channels: int, dtype: str):
     return channelwise_problem(f"{c}x0e+{c}x1o+{c}x2e", "0e+1o+2e+3o", "0e+1o+2e+3o", irrep_dtype=dtype)
 
 
-def build_graph(repeat: int, cutoff: float, path: Path) -> dict:
+def build_graph(repeat: int, cutoff: float, path: Path, edge_order: str) -> dict:
     from ase import Atoms
 
     from multilinear.equivariant import radius_graph, spherical_harmonics
@@ -71,8 +71,12 @@ def build_graph(repeat: int, cutoff: float, path: Path) -> dict:
     graph = radius_graph(atoms, cutoff)
     seconds = time.perf_counter() - start
     sh = spherical_harmonics([0, 1, 2, 3], graph.vectors, normalization="component")
-    # shuffle the edges: the fused op must sort them itself (as it would for a model's own edge order)
-    order = np.random.default_rng(0).permutation(graph.num_edges)
+    # "shuffled": the fused op must sort the edges itself and read y, W in random order (the pessimistic
+    # case); "sorted": ASE's order, by receiver (how a model built on a neighbour list sees them).
+    if edge_order == "shuffled":
+        order = np.random.default_rng(0).permutation(graph.num_edges)
+    else:
+        order = np.arange(graph.num_edges)
     np.savez(path, receivers=graph.receivers[order], senders=graph.senders[order], sh=sh[order])
     return {"atoms": len(atoms), "edges": graph.num_edges, "graph_build_s": round(seconds, 3)}
 
@@ -199,7 +203,7 @@ def to_markdown(report: dict) -> str:
         "# Fused tensor-product convolution vs e3nn tensor product + index_add",
         "",
         f"Graph: SrTiO3 {report['repeat']}³ supercell, **{report['atoms']} atoms, {report['edges']} edges** "
-        f"(cutoff {report['cutoff']} Å, periodic; edges shuffled). Problem: MACE interaction "
+        f"(cutoff {report['cutoff']} Å, periodic; edges {report.get('edge_order', 'shuffled')}). Problem: MACE interaction "
         f"`{report['problem']}`, per-edge weights ({report['weight_numel']} per edge), {report['dtype']}, "
         f"{report['threads']} threads, CPU {report['cpu']}. Load average before/after: "
         f"{report['loadavg_before']} / {report['loadavg_after']} (a shared machine: quote ratios).",
@@ -238,7 +242,14 @@ def to_markdown(report: dict) -> str:
         f"Forward outputs agree: checksum ours {ours['forward']['checksum']:.6e}, "
         f"e3nn {peer['forward']['checksum']:.6e}.",
         "",
-        "Reproduce: `python bench/bench_conv.py` (writes bench/results/conv.json).",
+        "Reproduce: `python bench/bench_conv.py"
+        + (
+            ""
+            if report.get("edge_order", "shuffled") == "shuffled"
+            else f" --edge-order {report['edge_order']}"
+        )
+        + "` (writes bench/results/conv*.json). Shuffled edges make the fused kernels read y and W in random "
+        "order (the pessimistic case); sorted edges are ASE's neighbour-list order, by receiver.",
         "",
     ]
     return "\n".join(lines)
@@ -255,6 +266,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of ours after one warm-up")
     parser.add_argument("--e3nn-repeats", type=int, default=1, help="timed runs of e3nn after one warm-up")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--edge-order", default="shuffled", choices=["shuffled", "sorted"])
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--worker", nargs=3, metavar=("IMPL", "MODE", "GRAPH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -272,6 +284,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "dtype": args.dtype,
         "threads": args.threads,
         "repeats": args.repeats,
+        "edge_order": args.edge_order,
         "e3nn_repeats": args.e3nn_repeats,
         "problem": f"{problem.irreps_in1} x {problem.irreps_in2} -> l<=3 ({len(problem.instructions)} uvu paths)",
         "weight_numel": problem.weight_numel,
@@ -281,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     }
     with tempfile.TemporaryDirectory() as folder:
         graph_path = Path(folder) / "graph.npz"
-        report.update(build_graph(args.repeat, args.cutoff, graph_path))
+        report.update(build_graph(args.repeat, args.cutoff, graph_path, args.edge_order))
         print(f"graph: {report['atoms']} atoms, {report['edges']} edges", flush=True)
         for impl in ("ours", "e3nn"):
             report[impl] = {}
@@ -297,9 +310,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     print(markdown)
     if not args.no_write:
         (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-        (ROOT / "bench" / "results" / "conv.json").write_text(json.dumps(report, indent=2) + "\n")
+        suffix = "" if args.edge_order == "shuffled" else f"_{args.edge_order}"
+        (ROOT / "bench" / "results" / f"conv{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
         (ROOT / "docs" / "benchmarks").mkdir(parents=True, exist_ok=True)
-        (ROOT / "docs" / "benchmarks" / "conv.md").write_text(markdown)
+        (ROOT / "docs" / "benchmarks" / f"conv{suffix}.md").write_text(markdown)
     return report
 
 
