@@ -48,6 +48,10 @@ class RowAccess:
     grad_x: str = "gx[b, {}]"
     grad_y: str = "gy[b, {}]"
     grad_w: str = "gw[b, {}]"
+    # Optional per-thread scratch of grad x in transposed (component-major) layout, e.g. "gxt[{}]": the
+    # backward then sums the fused groups that share an x segment there (contiguous, no shuffles) and
+    # interleaves the segment into grad_x once. None: every group adds to grad_x directly.
+    grad_x_scratch: str | None = None
 
 
 class Constants:
@@ -236,8 +240,7 @@ class _Emitter:
             self.write_segment("z", self.acc.z, offset, dims[offset], "u", mul, registers)
 
     def forward_nest(self, path: TPPathSpec, depth: int) -> None:
-        d1, d2, d3 = path.dim_in1, path.dim_in2, path.dim_out
-        o1, o2, o3 = path.offset_in1, path.offset_in2, path.offset_out
+        d3, o3 = path.dim_out, path.offset_out
         by_k: dict[int, list[str]] = defaultdict(list)
         for i, j, k, value in path.cg:
             by_k[k].append(f"{self.k(path, value)} * xv_{i} * yv_{j}")
@@ -271,7 +274,6 @@ class _Emitter:
                 out(depth + 3, f"{acc.z.format(_col(o3 + k, 'wc', d3))} {op} wt * t_{k}")
         else:  # pragma: no cover - "uuu" is always fused
             raise ValueError(f"unexpected mode {path.mode!r}")
-        del o1, o2, d1, d2
 
     def _load_operand(self, channel: str, path: TPPathSpec, depth: int) -> None:
         """``xv_i`` (channel "u") or ``yv_j`` (channel "v") of a loop nest."""
@@ -284,8 +286,26 @@ class _Emitter:
 
     # ------------------------------------------------------------------------------------ backward
     def backward(self, depth: int) -> None:
-        for key, members in self.fused_groups().items():
+        groups = self.fused_groups()
+        self._scratch_x: dict[int, tuple[int, int]] = {}  # x offsets summed in the scratch -> (mul, dim)
+        if self.acc.grad_x_scratch is not None:
+            groups_per_x: dict[int, set] = defaultdict(set)
+            for key, members in groups.items():
+                for index in members:
+                    groups_per_x[self.spec.paths[index].offset_in1].add(key)
+            for offset, keys in groups_per_x.items():
+                if len(keys) > 1:
+                    path = next(p for p in self.spec.paths if p.offset_in1 == offset)
+                    self._scratch_x[offset] = (path.mul_in1, path.dim_in1)
+        for key, members in groups.items():
             self.backward_fused(key[0], members, depth)
+        self._depth = depth
+        for offset, (mul, dim) in self._scratch_x.items():
+            op = self.trackers["x"].op(offset, mul * dim, covers=True)
+            self.out(depth, f"for u in range({mul}):")
+            for n in range(dim):
+                source = self.acc.grad_x_scratch.format(f"{offset + n * mul} + u")
+                self.out(depth + 1, f"{self.acc.grad_x.format(_col(offset + n, 'u', dim))} {op} {source}")
         for path in self.spec.paths:
             if not _is_fused(path):
                 self.backward_nest(path, depth)
@@ -365,7 +385,15 @@ class _Emitter:
                 out(d, f"{name} {'+=' if i in registers else '='} {_sum(terms)}")
                 registers[i] = name
         for offset, registers in gx_registers.items():
-            self.write_segment("x", acc.grad_x, offset, gx_dims[offset], "u", mul, registers)
+            if offset not in self._scratch_x:
+                self.write_segment("x", acc.grad_x, offset, gx_dims[offset], "u", mul, registers)
+                continue
+            op = self.trackers["x_scratch"].op(offset, mul * gx_dims[offset], covers=True)
+            for n in range(gx_dims[offset]):
+                if registers.get(n) is None and op == "+=":
+                    continue
+                target = acc.grad_x_scratch.format(f"{offset + n * mul} + u")
+                out(d, f"{target} {op} {registers.get(n) or 'zero'}")
         for offset, registers in gy_registers.items():
             self.write_segment("y", acc.grad_y, offset, gy_dims[offset], "u", mul, registers)
         self._depth = depth
@@ -484,9 +512,10 @@ def emit_backward_body(
         "x": OutputTracker(spec.dim_in1, accumulate),
         "y": OutputTracker(spec.dim_in2, accumulate),
         "w": OutputTracker(spec.weight_numel, accumulate or accumulate_grad_w),
+        "x_scratch": OutputTracker(spec.dim_in1, False),
     }
     _Emitter(spec, acc, consts, out, trackers).backward(depth)
-    return {name: tracker.zero_ranges() for name, tracker in trackers.items()}
+    return {name: trackers[name].zero_ranges() for name in ("x", "y", "w")}
 
 
 # ------------------------------------------------------------------------------------------- batch shell
@@ -524,12 +553,14 @@ def generate_module_source(spec: TPKernelSpec) -> str:
     ]
 
     consts_b, body_b = Constants(), Lines()
-    zero = emit_backward_body(spec, acc, consts_b, body_b, 2, accumulate=False, accumulate_grad_w=shared)
+    acc_b = RowAccess(w=acc.w, grad_w=acc.grad_w, grad_x_scratch="gxt[{}]")
+    zero = emit_backward_body(spec, acc_b, consts_b, body_b, 2, accumulate=False, accumulate_grad_w=shared)
     backward = [
         decorator,
         "def backward(x, y, w, g, gx, gy, gw, start, stop, include_weightless):",
         *prologue,
         *(INDENT + line for line in consts_b.declarations()),
+        f"    gxt = np.empty({spec.dim_in1}, dtype=dt)",
         "    for b in range(start, stop):",
         *_zero_lines("gx", zero["x"], 2),
         *_zero_lines("gy", zero["y"], 2),
