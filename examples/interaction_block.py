@@ -232,7 +232,7 @@ def train_on_forces(model, structure: Structure, target_forces: Tensor, steps: i
         loss = ((forces - target_forces) ** 2).mean()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 

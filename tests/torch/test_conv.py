@@ -262,3 +262,25 @@ def test_bad_input_raises_clear_errors(change, error, match):
     args.update(change)
     with pytest.raises(error, match=match):
         conv(args["x"], args["y"], args["weight"], args["receivers"], args["senders"])
+
+
+def test_torch_compile_keeps_the_ops_in_one_graph():
+    problem = zoo.get("small-uvu", irrep_dtype=np.float32)
+    gen = torch.Generator().manual_seed(9)
+    receivers, senders = random_edges(10, 40, gen)
+    inputs = conv_inputs(problem, 10, receivers, senders, gen)
+    conv = TensorProductConv(problem)
+    graph = prepare_graph(receivers, senders, 10)
+
+    def apply(x, y, w):
+        return conv(x, y, w, graph=graph)
+
+    compiled = torch.compile(apply, fullgraph=True)
+    x = inputs["x"].clone().requires_grad_()
+    out = compiled(x, inputs["y"], inputs["weight"])
+    (grad,) = torch.autograd.grad(out, x, inputs["grad_out"])
+    x_eager = inputs["x"].clone().requires_grad_()
+    out_eager = apply(x_eager, inputs["y"], inputs["weight"])
+    (grad_eager,) = torch.autograd.grad(out_eager, x_eager, inputs["grad_out"])
+    assert torch.equal(out, out_eager)
+    assert torch.equal(grad, grad_eager)
