@@ -61,9 +61,18 @@ def test_chunking_splits_heavy_rows_without_races(n_chunks: int, parallel: bool)
             assert_close_rel(out, reference_mttkrp(dense, factors, mode), "mttkrp", F64)
 
 
-def test_layout_is_sorted_cached_and_complete() -> None:
-    X, _ = powerlaw_sparse(SHAPES["4-mode"], density=0.3, seed=2)
+@pytest.mark.parametrize("fiber_sorted", [True, False], ids=["fiber-sorted", "mode-sorted-only"])
+def test_layout_is_sorted_cached_and_complete(fiber_sorted: bool) -> None:
+    if fiber_sorted:  # small dense-ish: I_mode * I_fiber < nnz in every mode
+        X, _ = powerlaw_sparse((6, 5, 4, 7), density=0.3, seed=2)
+    else:  # sparse: I_mode * I_fiber >= nnz in every mode
+        rng = np.random.default_rng(2)
+        cells = rng.choice(50 * 40 * 30, size=600, replace=False)
+        X = SparseTensor(
+            np.stack(np.unravel_index(cells, (50, 40, 30)), axis=1), rng.random(600), (50, 40, 30)
+        )
     offsets = stacked_offsets(X.shape)
+    assert all(mode_layout(X, m).fiber_sorted == fiber_sorted for m in range(X.ndim))
     for mode in range(X.ndim):
         layout = mode_layout(X, mode)
         assert mode_layout(X, mode) is layout
@@ -78,6 +87,9 @@ def test_layout_is_sorted_cached_and_complete() -> None:
         coords[:, mode] = rows
         for k, m in enumerate(layout.column_modes):
             coords[:, m] = layout.sorted_rows[:, k] - offsets[m]
+        assert layout.fiber_sorted == (X.shape[mode] * X.shape[layout.column_modes[0]] < X.nnz)
+        if not layout.fiber_sorted:
+            continue
         pairs = X.indices[:, mode] * X.shape[layout.column_modes[0]] + X.indices[:, layout.column_modes[0]]
         assert layout.fibers == np.unique(pairs).size
         # within each slice, sorted by the fiber mode (fibers are consecutive)

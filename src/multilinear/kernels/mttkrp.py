@@ -67,7 +67,8 @@ def build_mode_layout(
     mode : int
     fiber_mode : int, another mode: the nonzeros of a slice that share their index in it (a fiber) are
         consecutive
-    fiber_dim : int, size of ``fiber_mode``
+    fiber_dim : int, size of ``fiber_mode``, or 0 to skip the sort by it (ties then keep their order;
+        consecutive nonzeros sharing their fiber-mode index still count as one fiber)
     offsets : int64 (N,), first row of each mode in the stacked factors
     row_ptr : int64 (I_mode + 1,), output
     sorted_rows : int32 or int64 (nnz, N - 1), output: stacked rows of the other modes, ``fiber_mode``
@@ -76,13 +77,17 @@ def build_mode_layout(
 
     Returns
     -------
-    int, the number of fibers (distinct (mode, fiber_mode) index pairs)
+    int, the number of fibers: runs of consecutive nonzeros with the same (mode, fiber_mode) indices
+    (when sorted by the fiber mode, the number of distinct such pairs)
     """
     nnz, nmodes = indices.shape
-    by_fiber = np.empty(nnz, dtype=np.int64)
-    _counting_sort(
-        indices[:, fiber_mode], fiber_dim, np.arange(nnz), np.empty(fiber_dim + 1, dtype=np.int64), by_fiber
-    )
+    by_fiber = np.arange(nnz)
+    if fiber_dim > 0:
+        first_pass = np.empty(nnz, dtype=np.int64)
+        _counting_sort(
+            indices[:, fiber_mode], fiber_dim, by_fiber, np.empty(fiber_dim + 1, dtype=np.int64), first_pass
+        )
+        by_fiber = first_pass
     order = np.empty(nnz, dtype=np.int64)
     _counting_sort(indices[:, mode], row_ptr.shape[0] - 1, by_fiber, row_ptr, order)
     fibers = 0
