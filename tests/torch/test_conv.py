@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from multilinear.equivariant import TPProblem, radius_graph, spherical_harmonics, zoo
+from multilinear.equivariant import radius_graph, spherical_harmonics, zoo
 from multilinear.torch import TensorProductConv, prepare_graph
 from tests.tolerances import assert_close_rel
 from tests.torch.peers import OP_OF, e3nn_twin
@@ -105,17 +105,10 @@ def test_ase_perovskite_with_spherical_harmonics_matches_e3nn(dtype, shared):
     atoms = cell * (2, 1, 1)
     atoms.rattle(0.05, seed=1)
     graph = radius_graph(atoms, 4.0)
-    # small-uvu's second input is 0e+1o+2e: the edge spherical harmonics up to l = 2
+    # both problems take 0e+1o+2e as second input: the edge spherical harmonics up to l = 2
     y = torch.from_numpy(spherical_harmonics([0, 1, 2], graph.vectors, normalization="component"))
-    base = zoo.get("small-uvu", irrep_dtype=dtype)
-    problem = TPProblem(
-        base.irreps_in1,
-        base.irreps_in2,
-        base.irreps_out,
-        base.input_instructions,
-        shared_weights=shared,
-        irrep_dtype=dtype,
-    )
+    problem = zoo.get("small-shared" if shared else "small-uvu", irrep_dtype=dtype)
+    assert str(problem.irreps_in2) == "1x0e+1x1o+1x2e" and problem.shared_weights == shared
     gen = torch.Generator().manual_seed(7)
     receivers, senders = torch.from_numpy(graph.receivers.copy()), torch.from_numpy(graph.senders.copy())
     assert_matches_e3nn(problem, conv_inputs(problem, graph.num_nodes, receivers, senders, gen, y=y))
