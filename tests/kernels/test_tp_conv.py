@@ -157,3 +157,36 @@ def test_kernel_shape_checks():
         kernels.forward(a["x"].astype(np.float32), a["y"], a["w"], out, graph)
     with pytest.raises(TypeError, match="ConvGraph"):
         kernels.forward(a["x"], a["y"], a["w"], out, (a["receivers"], a["senders"]))
+
+
+def test_from_parts_rebuilds_the_plan_and_rejects_out_of_range_indices():
+    receivers = np.array([2, 0, 2, 1, 0], dtype=np.int64)
+    senders = np.array([0, 1, 1, 2, 0], dtype=np.int64)
+    graph = ConvGraph(receivers, senders, 4)
+    parts = [
+        graph.receivers,
+        graph.senders,
+        graph.receiver_order,
+        graph.receiver_pointer,
+        graph.sender_order,
+        graph.sender_pointer,
+    ]
+    rebuilt = ConvGraph.from_parts(*parts)
+    np.testing.assert_array_equal(rebuilt.receiver_chunks, graph.receiver_chunks)
+    assert (rebuilt.num_nodes, rebuilt.num_edges) == (4, 5)
+    bad_order = graph.sender_order.copy()
+    bad_order[0] = 5
+    with pytest.raises(ValueError, match="sender_order holds an index outside"):
+        ConvGraph.from_parts(*parts[:4], bad_order, parts[5])
+    bad_senders = graph.senders.copy()
+    bad_senders[1] = 4
+    with pytest.raises(ValueError, match="senders holds an index outside"):
+        ConvGraph.from_parts(parts[0], bad_senders, *parts[2:])
+    bad_pointer = graph.receiver_pointer.copy()
+    bad_pointer[1:3] = [3, 2]
+    with pytest.raises(ValueError, match="never decrease"):
+        ConvGraph.from_parts(*parts[:3], bad_pointer, *parts[4:])
+    with pytest.raises(ValueError, match="num_edges"):
+        ConvGraph.from_parts(*parts[:2], graph.receiver_order[:4], *parts[3:])
+    with pytest.raises(TypeError, match="int64"):
+        ConvGraph.from_parts(parts[0].astype(np.int32), *parts[1:])

@@ -156,8 +156,10 @@ class ConvGraph:
     ) -> ConvGraph:
         """Rebuild a plan from the arrays of one built earlier (int64, C-contiguous), checking shapes only.
 
-        For callers that carry a validated plan as separate arrays (the torch ops do). The index values
-        are trusted: pass only arrays taken from a :class:`ConvGraph`.
+        For callers that carry a validated plan as separate arrays (the torch ops do). Shapes, pointer
+        monotonicity and index ranges are checked (``O(E + V)``, so no index can leave its array); that
+        the orders are the CSR permutations of the edges is trusted: pass arrays taken from a
+        :class:`ConvGraph`.
         """
         parts = {
             "receivers": receivers,
@@ -183,6 +185,19 @@ class ConvGraph:
                 )
         if int(receiver_pointer[-1]) != num_edges or int(sender_pointer[-1]) != num_edges:
             raise ValueError("the CSR pointers must end at num_edges")
+        # Cheap O(E + V) range checks so that no index can reach outside an array (memory safety).
+        for name, pointer in (("receiver_pointer", receiver_pointer), ("sender_pointer", sender_pointer)):
+            if int(pointer[0]) != 0 or np.any(pointer[1:] < pointer[:-1]):
+                raise ValueError(f"{name} must start at 0 and never decrease")
+        for name, bound in (
+            ("receivers", num_nodes),
+            ("senders", num_nodes),
+            ("receiver_order", num_edges),
+            ("sender_order", num_edges),
+        ):
+            array = parts[name]
+            if array.size and (int(array.min()) < 0 or int(array.max()) >= bound):
+                raise ValueError(f"{name} holds an index outside [0, {bound})")
         graph = cls.__new__(cls)
         graph.num_nodes = int(num_nodes)
         graph.num_edges = int(num_edges)
