@@ -255,15 +255,19 @@ def plot_fit_time(data: dict) -> None:
 
 
 def section_report() -> None:
+    """Merge the section results into one JSON, print the tables, draw the fit-time plot."""
     parts = {
         p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")) if p.stem != "sampler_raw"
     }
     MERGED.write_text(json.dumps(parts, indent=1))
     print(accuracy_table(parts))
-    if "fit-time" in parts:
-        print()
-        print(fit_time_table(parts["fit-time"]))
-        plot_fit_time(parts["fit-time"])
+    fit_time_parts = sorted(name for name in parts if name.startswith("fit-time"))
+    for name in fit_time_parts:
+        print(f"\n{name}")
+        print(fit_time_table(parts[name]))
+    if fit_time_parts:
+        longest = max(fit_time_parts, key=lambda name: len(parts[name]["runs"][0]["update_s"]))
+        plot_fit_time(parts[longest])
     for name, data in parts.items():
         print(
             name,

@@ -3,7 +3,7 @@
 The product of the factors' leverage-score distributions upper-bounds the Khatri-Rao product's leverage
 scores up to a factor ``R^(N-2)``, so it needs more samples than the exact sampler as the rank grows.
 With ``hybrid=True`` every KRP row whose probability is at least ``1/n`` is included once, deterministically,
-and only the remaining draws are random (from the distribution restricted to the other rows).
+and the remaining draws are random; those that hit a deterministic row get weight 0.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from multilinear.sampling._common import (
     row_keys,
 )
 
-_MAX_REJECTION_DRAWS = 50_000_000  # hybrid: give up drawing outside the deterministic set after this many
-
 
 class ProductLeverageSampler:
     """Draw Khatri-Rao rows as products of rows drawn from each factor's leverage scores.
@@ -41,10 +39,10 @@ class ProductLeverageSampler:
     -----
     ``sample`` returns ``probs`` such that ``1 / (n * probs)`` is each returned row's importance weight in
     a sketch of ``n`` rows. Without ``hybrid`` that is the row's probability under the product
-    distribution. With ``hybrid`` it is an *effective* probability: ``1 / n`` for a deterministic row
-    (weight 1) and ``n_random * p / ((1 - p_det) * n)`` for a random row, with ``p_det`` the mass of the
-    deterministic rows. When the deterministic rows hold all the mass, the leftover slots repeat the first
-    deterministic row with ``probs = inf`` (weight 0).
+    distribution. With ``hybrid`` (Larsen & Kolda's scheme) the first ``n_det`` rows are the deterministic
+    ones with ``probs = 1 / n`` (weight 1); the other ``n_random = n - n_det`` rows are drawn from the full
+    product distribution: one outside the deterministic set gets ``probs = n_random * p / n`` (weight
+    ``1 / (n_random p)``), one inside it ``probs = inf`` (weight 0, its mass is already counted).
     """
 
     def __init__(self, factors: Any, hybrid: bool = False) -> None:
@@ -162,38 +160,21 @@ class ProductLeverageSampler:
         self, modes: list[int], n: int, gen: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         exclude = next(k for k in range(len(self._factors)) if k not in modes)
-        det_rows, det_probs = self.deterministic_rows(exclude, 1.0 / n)
+        det_rows, _ = self.deterministic_rows(exclude, 1.0 / n)
         n_det = det_rows.shape[0]
         n_random = n - n_det
-        if n_random == 0:
-            return det_rows, np.full(n, 1.0 / n)
-        det_mass = float(det_probs.sum())
-        rest_mass = 1.0 - det_mass
-        dims = [self._factors[k].shape[0] for k in modes]
         out_rows = np.empty((n, len(modes)), dtype=np.int64)
         out_probs = np.empty(n)
         out_rows[:n_det] = det_rows
         out_probs[:n_det] = 1.0 / n
-        if rest_mass <= 1e-12:
-            out_rows[n_det:] = det_rows[0] if n_det else 0
-            out_probs[n_det:] = np.inf
+        if n_random == 0:
             return out_rows, out_probs
-        det_keys = row_keys(det_rows, dims)
-        filled = 0
-        drawn_total = 0
-        while filled < n_random:
-            batch = int(min(_MAX_REJECTION_DRAWS, 1.2 * (n_random - filled) / rest_mass + 64))
-            rows, probs = self._draw(modes, batch, gen)
-            drawn_total += batch
-            outside = ~np.isin(row_keys(rows, dims), det_keys)
-            rows, probs = rows[outside], probs[outside]
-            take = min(rows.shape[0], n_random - filled)
-            out_rows[n_det + filled : n_det + filled + take] = rows[:take]
-            out_probs[n_det + filled : n_det + filled + take] = n_random * probs[:take] / (rest_mass * n)
-            filled += take
-            if filled < n_random and drawn_total >= _MAX_REJECTION_DRAWS:
-                raise RuntimeError(
-                    f"hybrid sampling drew {drawn_total} rows but found only {filled} of {n_random} outside "
-                    f"the deterministic set (its mass is {det_mass:.6f})"
-                )
+        # n_random draws from the full product distribution; those that land in the deterministic set are
+        # kept as rows of weight 0 (their mass is already counted exactly), the others get weight
+        # 1 / (n_random p): an unbiased estimate of the rest, with no rejection loop however small it is
+        rows, probs = self._draw(modes, n_random, gen)
+        dims = [self._factors[k].shape[0] for k in modes]
+        inside = np.isin(row_keys(rows, dims), row_keys(det_rows, dims))
+        out_rows[n_det:] = rows
+        out_probs[n_det:] = np.where(inside, np.inf, n_random * probs / n)
         return out_rows, out_probs
