@@ -18,6 +18,9 @@ Loops, with ``c·C`` folded into literals and ``a[i, k] = Σ_j c C[i, j, k] y[j]
   backward). For "uvu" the y side is contracted first, outside the loop, and grad y is a reduction over
   ``u`` in registers (it vectorises only with reassociation, hence ``fastmath``). Fusing every path with
   the same multiplicity into one loop was measured 1.5x slower on MACE-large (register spills).
+  Optional per-thread scratches (``RowAccess.x_scratch`` / ``grad_x_scratch``) hold x segments read
+  by several groups, and grad x segments summed by several groups, in transposed layout, so e3nn's
+  interleaved layout is de-interleaved (forward) and re-interleaved (backward) once per sample.
 - other "uvu", "uvv" and "uvw" paths get a loop nest each.
 
 A weightless path multiplies by ``unit`` (1, or 0 when the caller excludes weightless paths: the double
@@ -52,6 +55,9 @@ class RowAccess:
     # backward then sums the fused groups that share an x segment there (contiguous, no shuffles) and
     # interleaves the segment into grad_x once. None: every group adds to grad_x directly.
     grad_x_scratch: str | None = None
+    # Optional per-thread scratch holding x segments read by several fused groups in transposed layout,
+    # e.g. "xt[{}]": each such segment is de-interleaved once per sample instead of once per group.
+    x_scratch: str | None = None
 
 
 class Constants:
@@ -182,9 +188,35 @@ class _Emitter:
         for index in members:
             path = self.spec.paths[index]
             needed[(path.offset_in1, path.dim_in1)].update(_used(path, 0))
+        transposed = getattr(self, "_transposed_x", {})
         for (offset, dim), components in needed.items():
             for i in sorted(components):
-                self.out(depth, f"x{offset}_{i} = {self.acc.x.format(_col(offset + i, 'u', dim))}")
+                if offset in transposed:
+                    mul = transposed[offset][0]
+                    source = self.acc.x_scratch.format(f"{offset + i * mul} + u")
+                else:
+                    source = self.acc.x.format(_col(offset + i, "u", dim))
+                self.out(depth, f"x{offset}_{i} = {source}")
+
+    def transpose_shared_x(self, groups: dict[tuple, list[int]], depth: int) -> None:
+        """With ``acc.x_scratch``: copy x segments read by several fused groups into it, transposed."""
+        self._transposed_x: dict[int, tuple[int, int]] = {}
+        if self.acc.x_scratch is None:
+            return
+        groups_per_x: dict[int, set] = defaultdict(set)
+        for key, members in groups.items():
+            for index in members:
+                groups_per_x[self.spec.paths[index].offset_in1].add(key)
+        for offset, keys in groups_per_x.items():
+            path = next(p for p in self.spec.paths if p.offset_in1 == offset)
+            if len(keys) > 1 and path.dim_in1 > 1:
+                self._transposed_x[offset] = (path.mul_in1, path.dim_in1)
+                self.out(depth, f"for u in range({path.mul_in1}):")
+                for i in range(path.dim_in1):
+                    target = self.acc.x_scratch.format(f"{offset + i * path.mul_in1} + u")
+                    self.out(
+                        depth + 1, f"{target} = {self.acc.x.format(_col(offset + i, 'u', path.dim_in1))}"
+                    )
 
     def write_segment(self, tracker: str, template: str, offset: int, dim: int, channel, mul, values) -> None:
         """Write a register segment ``values[n]`` (name or None) to columns ``offset + channel*dim + n``."""
@@ -198,7 +230,9 @@ class _Emitter:
 
     # ------------------------------------------------------------------------------------- forward
     def forward(self, depth: int) -> None:
-        for key, members in self.fused_groups().items():
+        groups = self.fused_groups()
+        self.transpose_shared_x(groups, depth)
+        for key, members in groups.items():
             self.forward_fused(key[0], members, depth)
         for path in self.spec.paths:
             if not _is_fused(path):
@@ -287,6 +321,7 @@ class _Emitter:
     # ------------------------------------------------------------------------------------ backward
     def backward(self, depth: int) -> None:
         groups = self.fused_groups()
+        self.transpose_shared_x(groups, depth)
         self._scratch_x: dict[int, tuple[int, int]] = {}  # x offsets summed in the scratch -> (mul, dim)
         if self.acc.grad_x_scratch is not None:
             groups_per_x: dict[int, set] = defaultdict(set)
@@ -541,18 +576,22 @@ def generate_module_source(spec: TPKernelSpec) -> str:
     prologue = ["    zero = dt(0.0)", "    unit = dt(1.0) if include_weightless else dt(0.0)"]
 
     consts_f, body_f = Constants(), Lines()
-    zero_z = emit_forward_body(spec, acc, consts_f, body_f, 2, accumulate=False)
+    # x_scratch: -20% forward compute on MACE-large (x de-interleaved once, not once per output segment)
+    acc_f = RowAccess(w=acc.w, grad_w=acc.grad_w, x_scratch="xt[{}]")
+    zero_z = emit_forward_body(spec, acc_f, consts_f, body_f, 2, accumulate=False)
     forward = [
         decorator,
         "def forward(x, y, w, z, start, stop, include_weightless):",
         *prologue,
         *(INDENT + line for line in consts_f.declarations()),
+        f"    xt = np.empty({spec.dim_in1}, dtype=dt)",
         "    for b in range(start, stop):",
         *_zero_lines("z", zero_z, 2),
         *body_f.lines,
     ]
 
     consts_b, body_b = Constants(), Lines()
+    # (x_scratch measured +8% on the backward's compute, so the backward reads x in place)
     acc_b = RowAccess(w=acc.w, grad_w=acc.grad_w, grad_x_scratch="gxt[{}]")
     zero = emit_backward_body(spec, acc_b, consts_b, body_b, 2, accumulate=False, accumulate_grad_w=shared)
     backward = [
