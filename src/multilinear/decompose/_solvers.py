@@ -131,7 +131,8 @@ class ExactSolver:
     X : SparseTensor or ndarray
         The tensor; sparse MTTKRPs run in the numba kernels, dense ones through einsum/BLAS.
     factors : list of N arrays, factor ``n`` of shape (I_n, R), C-contiguous float64
-        The initial factors (copied).
+        The initial factors. For a sparse X they are copied into the solver's storage and the list's
+        entries are replaced by views of it (the arrays themselves are not written).
     grams : GramCache, optional
         Gram matrices shared with the caller, who then keeps them up to date *before* calling
         ``factor_changed``. When not given the solver keeps its own.
@@ -158,6 +159,10 @@ class ExactSolver:
             self._stacked = stack_factors(self._factors)
             starts = np.concatenate(([0], np.cumsum([f.shape[0] for f in factors])))
             self._blocks = [self._stacked[starts[n] : starts[n + 1]] for n in range(len(factors))]
+            # the caller's list now holds the stored factors: its own copies can be freed before the
+            # layouts below are built (a lower peak of memory)
+            factors[:] = self._blocks
+            self._factors = list(self._blocks)
             self._scratch = np.empty((max(f.shape[0] for f in factors), factors[0].shape[1]))
             for mode in range(X.ndim):  # build (or find cached) every per-mode layout now: setup time
                 mode_layout(X, mode)
