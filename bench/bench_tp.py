@@ -287,6 +287,7 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tp.json"))
     parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--docs-from", metavar="JSON", help="rewrite the docs from a saved result file only")
     parser.add_argument(
         "--child-memory", nargs=3, metavar=("PROBLEM", "LIBRARY", "BATCH"), help=argparse.SUPPRESS
     )
@@ -299,6 +300,11 @@ def main() -> None:
         return
     if args.child_compile:
         print(json.dumps(child_compile(args.child_compile.split(","))))
+        return
+    if args.docs_from:
+        report = json.loads(Path(args.docs_from).read_text())
+        print_table(report)
+        write_docs(report)
         return
 
     problems = args.problems.split(",")
@@ -426,6 +432,21 @@ def write_docs(report: dict) -> None:
         lines.append(f"| {name} | {compiled['total_s']:.1f} |" if compiled else f"| {name} | - |")
         lines[-1] += f" {load['total_s']:.2f} |"
     lines += [
+        "",
+        "## Allocation",
+        "",
+        "Every call returns fresh output tensors. Large fresh buffers come from new `mmap` regions whose "
+        "pages fault on first touch, and on this (virtualised, shared) machine that costs ~0.2-0.5 s per "
+        "100 MB under load: for MACE-large at batch 10,000 the forward kernel writing into a preallocated "
+        "output took 86-150 ms while the same call allocating its 82 MB output took 316-600 ms. What was "
+        "tried (same process, interleaved): `MADV_HUGEPAGE` on fresh outputs made the backward faster "
+        "(452 -> 267 ms) but the forward erratic (148-2900 ms: direct compaction stalls with "
+        "`defrag=madvise`); `MAP_POPULATE` did not help (the cost is in providing the pages, not in the "
+        "traps); glibc `mallopt(M_MMAP_THRESHOLD=1 GiB, M_TRIM_THRESHOLD=2 GiB)`, which keeps freed memory "
+        "in the heap for reuse, cut the forward from ~580 to 150-180 ms. That last one is a process-wide "
+        "setting (it keeps the peak memory resident), so the library does not make it; an application "
+        "that calls the product in a loop can (`ctypes.CDLL('libc.so.6').mallopt(-3, 1 << 30)` and "
+        "`mallopt(-1, 1 << 31)` at start-up). The table above uses the default allocator for both.",
         "",
         "## Method",
         "",

@@ -15,12 +15,8 @@ kernels in :mod:`multilinear.torch._registry`; the fake (meta) implementations r
 registered spec, so ``torch.compile`` traces the ops without running them.
 
 The CPU implementations hand ``Tensor.numpy()`` views (no copies for contiguous inputs) to the numba
-kernels, which write into freshly allocated ``torch.empty`` outputs. Fresh large outputs cost page faults on first
-touch (measured on MACE-large, batch 10,000, fp32: allocating the 82 MB output costs as much as the kernel
-on a loaded machine). Two remedies were measured and rejected as defaults: advising fresh outputs
-``MADV_HUGEPAGE`` (backward 452 -> 267 ms, but forward erratic, 148-2900 ms, from direct compaction stalls
-with this kernel's ``defrag=madvise``), and glibc ``mallopt`` thresholds that keep freed memory in the heap
-(forward 580 -> 150-180 ms, but a process-wide change that a library must not make on import).
+kernels, which write into output tensors from :mod:`multilinear.torch._buffers` (large outputs reuse buffers the
+caller has dropped, which saves the page faults of fresh allocations; see that module).
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from multilinear.torch._buffers import empty_output
 from multilinear.torch._registry import kernels_for
 
 _NUMPY_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -55,7 +52,7 @@ def tp_forward(x: Tensor, y: Tensor, w: Tensor, handle: int) -> Tensor:
     """``z = TP(x, y, w)`` of shape ``(B, dim_out)``."""
     kernels, dtype = _kernels_and_dtype(handle)
     xa, ya, wa = _as_array(x, "x", dtype), _as_array(y, "y", dtype), _as_array(w, "w", dtype)
-    out = torch.empty((x.shape[0], kernels.spec.dim_out), dtype=dtype)
+    out = empty_output((x.shape[0], kernels.spec.dim_out), dtype)
     if x.shape[0] == 0:
         return out
     kernels.forward(xa, ya, wa, out.numpy())
@@ -80,7 +77,7 @@ def tp_backward(
     ga = _as_array(grad_out, "grad_out", dtype)
     if x.shape[0] == 0:  # nothing to sum: shared weights get a zero gradient
         return torch.zeros_like(x), torch.zeros_like(y), torch.zeros_like(w)
-    grad_x, grad_y, grad_w = (torch.empty(t.shape, dtype=dtype) for t in (x, y, w))
+    grad_x, grad_y, grad_w = (empty_output(t.shape, dtype) for t in (x, y, w))
     kernels.backward(xa, ya, wa, ga, grad_x.numpy(), grad_y.numpy(), grad_w.numpy())
     return grad_x, grad_y, grad_w
 
@@ -116,7 +113,7 @@ def tp_double_backward(
     gwa = None if gg_w is None else _as_array(gg_w, "gg_w", dtype)
     if x.shape[0] == 0:
         return tuple(torch.zeros_like(t) for t in (x, y, w, grad_out))
-    out_x, out_y, out_w, out_grad_out = (torch.empty(t.shape, dtype=dtype) for t in (x, y, w, grad_out))
+    out_x, out_y, out_w, out_grad_out = (empty_output(t.shape, dtype) for t in (x, y, w, grad_out))
     kernels.double_backward(
         xa, ya, wa, ga, gxa, gya, gwa, out_x.numpy(), out_y.numpy(), out_w.numpy(), out_grad_out.numpy()
     )
