@@ -10,7 +10,7 @@ import torch
 
 from multilinear.equivariant import zoo
 from multilinear.torch import TensorProduct, _buffers
-from multilinear.torch._buffers import empty_output, pooled_bytes
+from multilinear.torch._buffers import empty_output, pooled_bytes, release_pooled
 from tests.tolerances import assert_close_rel
 from tests.torch.peers import first_and_second_order, random_inputs
 
@@ -78,3 +78,12 @@ def test_ops_through_the_pool_give_the_same_numbers(monkeypatch):
         for key, value in unpooled.items():
             assert_close_rel(pooled[key], value, "tp_forward", "float64")
     torch.testing.assert_close(held, held_copy, rtol=0, atol=0)
+
+
+def test_release_pooled_empties_the_pool():
+    out = empty_output(SHAPE, torch.float32)
+    del out
+    gc.collect()
+    assert pooled_bytes() >= SHAPE[0] * SHAPE[1] * 4
+    release_pooled()
+    assert pooled_bytes() == 0

@@ -75,3 +75,11 @@ def pooled_bytes() -> int:
     """Bytes of freed buffers currently kept for reuse."""
     with _lock:
         return _free_bytes
+
+
+def release_pooled() -> None:
+    """Drop every freed buffer the pool keeps (their memory goes back to the allocator)."""
+    global _free_bytes
+    with _lock:
+        _free.clear()
+        _free_bytes = 0
