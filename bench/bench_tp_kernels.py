@@ -214,11 +214,14 @@ def bench_e3nn(problem: str, arrays: dict, repeats: int, threads: int) -> dict:
 
 NOTES = """## What limits these kernels (measured while building them, one thread, process CPU time)
 
-- MACE-large per 10,000 samples, float32: with the data in cache (batch 100) forward 16 ms, backward
-  36 ms, fused double backward 108 ms; with the data in memory (batch 10,000) 41, 63 and 125-138 ms. A
+- MACE-large per 10,000 samples, float32: with the data in cache (batch 100) forward 14 ms, backward
+  29 ms, fused double backward 108 ms; with the data in memory (batch 10,000) 40, 58 and 125-138 ms. A
   kernel that only streams the same bytes (reads x and w, writes z: 497 MB plus the write-allocate reads of
   z) took 23 ms. The forward is bound by memory traffic, the backward and double backward by arithmetic and
   the shuffles that e3nn's interleaved ``(mul, 2l+1)`` layout costs when vectorising across channels.
+- x segments read by several output segments are de-interleaved once per sample into a transposed
+  scratch (forward: -20% compute), and grad x segments summed by several paths are accumulated in one
+  (backward: -19% compute); the e3nn layout's shuffles are otherwise paid per path.
 - Paths are fused per output segment. Fusing every path with the same multiplicity into one channel loop
   (x loaded once, one pass) was 1.5x slower on MACE-large: the CG coefficients and accumulators spill.
 - The fused double backward reads each input once and writes each output once; composing it from three
