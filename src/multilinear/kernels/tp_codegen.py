@@ -319,28 +319,51 @@ class _Emitter:
                 self.out(depth, f"yv_{j} = {self.acc.y.format(_col(path.offset_in2 + j, 'v', path.dim_in2))}")
 
     # ------------------------------------------------------------------------------------ backward
-    def backward(self, depth: int) -> None:
-        groups = self.fused_groups()
-        self.transpose_shared_x(groups, depth)
-        self._scratch_x: dict[int, tuple[int, int]] = {}  # x offsets summed in the scratch -> (mul, dim)
-        if self.acc.grad_x_scratch is not None:
-            groups_per_x: dict[int, set] = defaultdict(set)
-            for key, members in groups.items():
-                for index in members:
-                    groups_per_x[self.spec.paths[index].offset_in1].add(key)
-            for offset, keys in groups_per_x.items():
-                if len(keys) > 1:
-                    path = next(p for p in self.spec.paths if p.offset_in1 == offset)
-                    self._scratch_x[offset] = (path.mul_in1, path.dim_in1)
+    def plan_grad_x_scratch(self, groups: dict[tuple, list[int]]) -> None:
+        """Choose the x segments whose gradient is summed in ``acc.grad_x_scratch`` (several groups)."""
+        self._scratch_x: dict[int, tuple[int, int]] = {}  # x offset -> (mul, dim)
+        if self.acc.grad_x_scratch is None:
+            return
+        groups_per_x: dict[int, set] = defaultdict(set)
         for key, members in groups.items():
-            self.backward_fused(key[0], members, depth)
-        self._depth = depth
+            for index in members:
+                groups_per_x[self.spec.paths[index].offset_in1].add(key)
+        for offset, keys in groups_per_x.items():
+            if len(keys) > 1:
+                path = next(p for p in self.spec.paths if p.offset_in1 == offset)
+                self._scratch_x[offset] = (path.mul_in1, path.dim_in1)
+
+    def write_grad_x(self, target: str, offset: int, dim: int, mul: int, registers: dict, depth: int) -> None:
+        """Inside a fused loop: add a group's grad-x registers to ``target`` or to the scratch."""
+        if offset not in self._scratch_x:
+            self._depth = depth
+            self.write_segment("x", target, offset, dim, "u", mul, registers)
+            return
+        op = self.trackers["x_scratch"].op(offset, mul * dim, covers=True)
+        for n in range(dim):
+            if registers.get(n) is None and op == "+=":
+                continue
+            self.out(
+                depth,
+                f"{self.acc.grad_x_scratch.format(f'{offset + n * mul} + u')} {op} {registers.get(n) or 'zero'}",
+            )
+
+    def flush_grad_x_scratch(self, target: str, depth: int) -> None:
+        """After the fused groups: interleave every scratch segment into ``target`` once."""
         for offset, (mul, dim) in self._scratch_x.items():
             op = self.trackers["x"].op(offset, mul * dim, covers=True)
             self.out(depth, f"for u in range({mul}):")
             for n in range(dim):
                 source = self.acc.grad_x_scratch.format(f"{offset + n * mul} + u")
-                self.out(depth + 1, f"{self.acc.grad_x.format(_col(offset + n, 'u', dim))} {op} {source}")
+                self.out(depth + 1, f"{target.format(_col(offset + n, 'u', dim))} {op} {source}")
+
+    def backward(self, depth: int) -> None:
+        groups = self.fused_groups()
+        self.transpose_shared_x(groups, depth)
+        self.plan_grad_x_scratch(groups)
+        for key, members in groups.items():
+            self.backward_fused(key[0], members, depth)
+        self.flush_grad_x_scratch(self.acc.grad_x, depth)
         for path in self.spec.paths:
             if not _is_fused(path):
                 self.backward_nest(path, depth)
@@ -420,15 +443,7 @@ class _Emitter:
                 out(d, f"{name} {'+=' if i in registers else '='} {_sum(terms)}")
                 registers[i] = name
         for offset, registers in gx_registers.items():
-            if offset not in self._scratch_x:
-                self.write_segment("x", acc.grad_x, offset, gx_dims[offset], "u", mul, registers)
-                continue
-            op = self.trackers["x_scratch"].op(offset, mul * gx_dims[offset], covers=True)
-            for n in range(gx_dims[offset]):
-                if registers.get(n) is None and op == "+=":
-                    continue
-                target = acc.grad_x_scratch.format(f"{offset + n * mul} + u")
-                out(d, f"{target} {op} {registers.get(n) or 'zero'}")
+            self.write_grad_x(acc.grad_x, offset, gx_dims[offset], mul, registers, d)
         for offset, registers in gy_registers.items():
             self.write_segment("y", acc.grad_y, offset, gy_dims[offset], "u", mul, registers)
         self._depth = depth
@@ -608,6 +623,7 @@ def generate_module_source(spec: TPKernelSpec) -> str:
     ]
     acc_double = DoubleRowAccess(
         w=acc.w,
+        grad_x_scratch="oxt[{}]",
         gg_w="hw[{}]" if shared else "hw[b, {}]",
         out_w="ow[{}]" if shared else "ow[b, {}]",
     )
@@ -621,6 +637,7 @@ def generate_module_source(spec: TPKernelSpec) -> str:
         "    zero = dt(0.0)",
         "    unit = dt(1.0)",
         *(INDENT + line for line in consts_d.declarations()),
+        f"    oxt = np.empty({spec.dim_in1}, dtype=dt)",
         "    for b in range(start, stop):",
         *_zero_lines("og", zero["z"], 2),
         *_zero_lines("ox", zero["x"], 2),

@@ -55,8 +55,11 @@ class _DoubleEmitter(_Emitter):
         return self.acc.out_w.format(f"{path.weight_offset} + {index}" if path.weight_offset else index)
 
     def emit(self, depth: int) -> None:
-        for key, members in self.fused_groups().items():
+        groups = self.fused_groups()
+        self.plan_grad_x_scratch(groups)
+        for key, members in groups.items():
             self.fused(key[0], members, depth)
+        self.flush_grad_x_scratch(self.acc.out_x, depth)
         for path in self.spec.paths:
             if not _is_fused(path):
                 self.nest(path, depth)
@@ -183,7 +186,7 @@ class _DoubleEmitter(_Emitter):
         for offset, registers in og.items():
             self.write_segment("z", acc.out_grad_out, offset, og_dims[offset], "u", mul, registers)
         for offset, registers in ox.items():
-            self.write_segment("x", acc.out_x, offset, ox_dims[offset], "u", mul, registers)
+            self.write_grad_x(acc.out_x, offset, ox_dims[offset], mul, registers, d)
         for offset, registers in oy.items():
             self.write_segment("y", acc.out_y, offset, oy_dims[offset], "u", mul, registers)
         self._depth = depth
@@ -275,6 +278,7 @@ def emit_double_backward_body(
         "x": OutputTracker(spec.dim_in1, accumulate),
         "y": OutputTracker(spec.dim_in2, accumulate),
         "w": OutputTracker(spec.weight_numel, accumulate or accumulate_out_w),
+        "x_scratch": OutputTracker(spec.dim_in1, False),
     }
     _DoubleEmitter(spec, acc, consts, out, trackers).emit(depth)
-    return {name: tracker.zero_ranges() for name, tracker in trackers.items()}
+    return {name: trackers[name].zero_ranges() for name in ("z", "x", "y", "w")}
