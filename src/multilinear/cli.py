@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tol", type=_nonnegative_float, default=1e-4, help="stop when the fit improves by less (1e-4)"
     )
     cp.add_argument("--fit-every", type=_positive_int, default=1, help="compute the fit every K sweeps (1)")
+    cp.add_argument(
+        "--fit-samples",
+        type=_positive_int,
+        default=None,
+        help="estimate the fit at each evaluation from this many sampled nonzeros instead of a pass over all "
+        "of them (for huge tensors; the final fit is exact)",
+    )
     cp.add_argument("--init", choices=("gaussian", "rrf"), default="gaussian", help="initial factors")
     cp.add_argument("--seed", type=int, default=0, help="random seed (0); same seed, same result")
     cp.add_argument("--output", "-o", type=Path, help="write weights and factors to this .npz file")
@@ -154,6 +161,7 @@ def _run_cp(args: argparse.Namespace) -> int:
         init=args.init,
         rng=args.seed,
         fit_every=args.fit_every,
+        fit_samples=args.fit_samples,
         progress=not args.no_progress,
         **kwargs,
     )

@@ -37,7 +37,7 @@ def test_cp_json_and_output(small_tns, tmp_path, capsys):
     npz = tmp_path / "factors.npz"
     code = main(
         ["cp", str(path), "--rank", "3", "--max-iter", "30", "--tol", "0", "--seed", "1", "--json",
-         "--no-progress", "--output", str(npz), "--no-cache"]
+         "--no-progress", "--output", str(npz), "--no-cache", "--fit-every", "1"]
     )  # fmt: skip
     assert code == 0
     out = json.loads(capsys.readouterr().out)

@@ -39,6 +39,7 @@ def cp_als(
     init: str | Sequence[np.ndarray] = "gaussian",
     rng: RNGLike = None,
     fit_every: int = 1,
+    fit_samples: int | None = None,
     progress: bool = False,
     callback: Callback | None = None,
 ) -> CPResult:
@@ -51,8 +52,8 @@ def cp_als(
     into ``weights``. Every ``fit_every`` iterations (and at the last) the exact fit
     ``1 - ||X - M|| / ||X||`` is computed from ``||X - M||^2 = ||X||^2 + ||M||^2 - 2 <X, M>`` (``||M||^2`` from
     the Gram matrices, ``<X, M>`` from the last MTTKRP of the exact method or a pass over the nonzeros;
-    clamped at 0 before the square root). The loop stops when the fit improves by less than ``tol``
-    between two evaluations.
+    clamped at 0 before the square root). The loop stops when the fit changes by less than ``tol`` (in
+    absolute value, as pyttb) between two evaluations.
 
     Parameters
     ----------
@@ -69,7 +70,8 @@ def cp_als(
     max_iter : int >= 1
         Most iterations.
     tol : float >= 0
-        Stop when the fit improves by less than this between two evaluations (0 runs ``max_iter``).
+        Stop when the fit changes by less than this (in absolute value) between two evaluations; 0 runs
+        ``max_iter`` iterations.
     init : {"gaussian", "rrf"} or sequence of N arrays of shape (I_n, R)
         ``"gaussian"``: standard normal factors; ``"rrf"``: randomized range finder (each factor but the
         first spans the range of the unfolding times a random Khatri-Rao sketch); or the initial factors
@@ -78,6 +80,11 @@ def cp_als(
         Randomness of the initialisation and the randomized solvers; a seed gives reproducible results.
     fit_every : int >= 1
         Evaluate the fit every this many iterations (the tolerance test happens at evaluations).
+    fit_samples : int, optional
+        For tensors too large to scan at every evaluation: estimate the fit from this many nonzeros drawn
+        uniformly (unbiased for the squared residual; see ``multilinear.decompose.estimate_fit``) instead of
+        a pass over all of them. ``fit_history`` then holds estimates (noisy: pair it with a ``tol`` above
+        the noise, or 0); the returned ``fit`` is always exact (one pass at the end). Sparse tensors only.
     progress : bool
         Show a progress bar on stderr (iteration, fit, seconds per iteration).
     callback : callable, optional
@@ -134,6 +141,10 @@ def cp_als(
     max_iter = check_positive_int(max_iter, "max_iter")
     fit_every = check_positive_int(fit_every, "fit_every")
     tol = check_nonnegative_float(tol, "tol")
+    if fit_samples is not None:
+        fit_samples = check_positive_int(fit_samples, "fit_samples")
+        if not isinstance(tensor, SparseTensor):
+            raise ValueError("fit_samples (an estimated fit) applies to SparseTensor input only")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     if method == "exact":
@@ -145,6 +156,7 @@ def cp_als(
             tensor = SparseTensor.from_dense(tensor)
     generator = as_generator(rng)
     factors = _initial_factors(tensor, rank, init, generator)
+    fit_generator = generator.spawn(1)[0] if fit_samples is not None else None
 
     grams = GramCache(factors)
     if method == "exact":
@@ -160,12 +172,16 @@ def cp_als(
     # OpenBLAS's threads fight numba's pool on a small machine (measured: bench/bench_cp.py).
     with reporter, thread_limits(blas_threads=_LOOP_BLAS_THREADS):
         try:
-            _als_loop(tensor, solver, grams, norm_x, state, max_iter, tol, fit_every, callback, reporter)
+            _als_loop(
+                tensor, solver, grams, norm_x, state, max_iter, tol, fit_every, callback, reporter, fit_samples,
+                fit_generator,
+            )  # fmt: skip
         except KeyboardInterrupt:
             state.stopped = "interrupted"
 
     fit = state.latest_fit
-    if fit is None or state.stopped == "interrupted" or state.history[-1][0] != state.iterations:
+    stale = fit is None or state.stopped == "interrupted" or state.history[-1][0] != state.iterations
+    if stale or fit_samples is not None:
         # the returned model was not evaluated as is: compute its fit afresh from scratch
         fit = _fit(tensor, norm_x, state.weights, state.factors, GramCache(state.factors), None)
     return CPResult(
@@ -211,6 +227,8 @@ def _als_loop(
     fit_every: int,
     callback: Callback | None,
     reporter: NoProgress | RichProgress,
+    fit_samples: int | None = None,
+    fit_generator: np.random.Generator | None = None,
 ) -> None:
     nmodes = len(state.factors)
     for iteration in range(1, max_iter + 1):
@@ -228,14 +246,21 @@ def _als_loop(
 
         fit: float | None = None
         if iteration % fit_every == 0 or iteration == max_iter:
-            inner = solver.latest_inner_product(nmodes - 1) if isinstance(solver, ExactSolver) else None
-            fit = _fit(X, norm_x, state.weights, state.factors, grams, inner)
+            if fit_samples is not None:
+                from multilinear.decompose._sketched import estimate_fit
+
+                fit = estimate_fit(
+                    X, state.weights, state.factors, samples=fit_samples, rng=fit_generator, norm_x=norm_x
+                )
+            else:
+                inner = solver.latest_inner_product(nmodes - 1) if isinstance(solver, ExactSolver) else None
+                fit = _fit(X, norm_x, state.weights, state.factors, grams, inner)
             previous = state.latest_fit
             state.latest_fit = fit
             state.history.append((iteration, fit))
         state.fit_seconds.append(time.perf_counter() - t1)
         reporter.update(iteration, fit, t1 - t0)
-        if fit is not None and previous is not None and fit - previous < tol:
+        if fit is not None and previous is not None and abs(fit - previous) < tol:
             state.stopped = "converged"
             return
         if callback is not None and callback(iteration, fit, state.factors) is False:
