@@ -215,19 +215,22 @@ def bench_e3nn(problem: str, arrays: dict, repeats: int, threads: int) -> dict:
 NOTES = """## What limits these kernels (measured while building them, one thread, process CPU time)
 
 - MACE-large per 10,000 samples, float32: with the data in cache (batch 100) forward 14 ms, backward
-  29 ms, fused double backward 108 ms; with the data in memory (batch 10,000) 40, 58 and 125-138 ms. A
+  29 ms, fused double backward 87 ms; with the data in memory (batch 10,000) 40, 58 and 109 ms. A
   kernel that only streams the same bytes (reads x and w, writes z: 497 MB plus the write-allocate reads of
   z) took 23 ms. The forward is bound by memory traffic, the backward and double backward by arithmetic and
   the shuffles that e3nn's interleaved ``(mul, 2l+1)`` layout costs when vectorising across channels.
 - x segments read by several output segments are de-interleaved once per sample into a transposed
   scratch (forward: -20% compute), and grad x segments summed by several paths are accumulated in one
-  (backward: -19% compute); the e3nn layout's shuffles are otherwise paid per path.
+  (backward: -19% compute; double backward: -13%); the layout's shuffles are otherwise paid per path.
 - Paths are fused per output segment. Fusing every path with the same multiplicity into one channel loop
   (x loaded once, one pass) was 1.5x slower on MACE-large: the CG coefficients and accumulators spill.
 - The fused double backward reads each input once and writes each output once; composing it from three
   forward and three backward calls moved about 5x more bytes and took 3-6x longer.
 - Software prefetch of the next sample's rows changed the times by at most ~10% (within the noise of
   this shared machine); not adopted.
+- On this shared machine two threads often get about one core between them: wall time close to the
+  process CPU time (all threads) means that; a bare numba ``nogil`` spin loop on two Python threads took
+  twice as long as on one during the same period. With two free cores expect about half the wall times.
 - Kernels are serial ``@njit(nogil=True)`` functions over a row range, run on a thread pool of
   ``numba.get_num_threads()`` workers: a ``parallel=True`` kernel took ~2.5x longer to compile.
   Compile cost is in numba's front end (``NUMBA_OPT=0`` saves ~10%): MACE-large takes ~3, 6 and 12 CPU
