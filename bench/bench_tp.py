@@ -431,7 +431,7 @@ def write_docs(report: dict) -> None:
         "| problem | compile s (empty cache) | load s (warm cache) |",
         "|---|---:|---:|",
     ]
-    for name, load in report["load_s"].items():
+    for name, load in report.get("load_s", {}).items():
         compiled = report.get("compile_s", {}).get(name)
         lines.append(f"| {name} | {compiled['total_s']:.1f} |" if compiled else f"| {name} | - |")
         lines[-1] += f" {load['total_s']:.2f} |"
@@ -469,6 +469,7 @@ def plot(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
     names = list(report["problems"])
@@ -480,11 +481,17 @@ def plot(report: dict, path: Path) -> None:
     ax.axhline(20, color="gray", linestyle="--", linewidth=0.8)
     ax.axhline(10, color="gray", linestyle=":", linewidth=0.8)
     ax.set_yscale("log")
+    ax.set_ylim(bottom=1)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
-    ax.set_ylabel("speedup over e3nn (x)")
+    ax.set_ylabel("e3nn time / our time")
     batch = report["problems"][names[0]]["batch"]
-    ax.set_title(f"multilinear vs e3nn, fp32, batch {batch}, {THREADS} threads (targets 20x / 10x dashed)")
-    ax.legend()
+    ax.set_title(
+        f"speedup over e3nn: fp32, batch {batch}, {THREADS} threads (lines: 20x and 10x targets)", fontsize=10
+    )
+    top = max(report["problems"][p]["ops"][op]["ratio"] for p in names for op in OPERATIONS)
+    ax.set_ylim(top=top * 4)
+    ax.legend(ncol=3, loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
