@@ -31,6 +31,7 @@ demo: $(STAMP)
 	$(VENV)/bin/multilinear info $(FLIGHTS)
 	$(VENV)/bin/multilinear cp $(FLIGHTS) --rank 25 --max-iter 50 --seed 0 --output .cache/flights_cp25.npz
 	$(PY) examples/demo.py --factors .cache/flights_cp25.npz
+	$(PY) examples/interaction_block.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples data
@@ -39,8 +40,12 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# The quicker benchmarks (~10 minutes together); see docs/benchmarks.md for the others
+# (bench_tp.py, bench_conv.py, bench_randomized_cp.py, bench_sampler.py: 10-60 minutes each here).
 bench: $(STAMP)
 	$(PY) bench/bench_cp.py
+	$(PY) bench/bench_tns.py
+	$(PY) bench/bench_tp_kernels.py
 
 clean:
 	rm -rf .cache .pytest_cache .ruff_cache
