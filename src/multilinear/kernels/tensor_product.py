@@ -56,11 +56,18 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _import_generated(spec: TPKernelSpec):
-    source = generate_module_source(spec)
-    key = spec.key()
-    path = tp_cache_dir() / f"tp_{key}.py"
+    return import_generated_source(generate_module_source(spec), f"tp_{spec.key()}")
+
+
+def import_generated_source(source: str, stem: str):
+    """Write ``source`` to ``<cache>/<stem>.py`` (when it changed) and import it as a module.
+
+    A module file on disk (not ``exec``) lets numba's ``cache=True`` keep the machine code beside it, so a
+    second process loads the kernels without compiling.
+    """
+    path = tp_cache_dir() / f"{stem}.py"
     _write_atomically(path, source)
-    name = f"multilinear_generated_tp_{key}"
+    name = f"multilinear_generated_{stem}"
     if name in sys.modules:
         return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(name, path)

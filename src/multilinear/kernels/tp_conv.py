@@ -40,14 +40,12 @@ unwanted gradient to a per-chunk scratch row instead of an ``(E, ...)`` buffer.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 
 import numba
 import numpy as np
 
-from multilinear.kernels.tensor_product import _write_atomically, run_row_chunks, tp_cache_dir
+from multilinear.kernels.tensor_product import import_generated_source, run_row_chunks
 from multilinear.kernels.tp_codegen import (
     FASTMATH,
     INDENT,
@@ -353,22 +351,7 @@ def generate_conv_source(spec: TPKernelSpec) -> str:
 
 
 def _import_generated(spec: TPKernelSpec):
-    source = generate_conv_source(spec)
-    key = spec.key()
-    path = tp_cache_dir() / f"tp_conv_{key}.py"
-    _write_atomically(path, source)
-    name = f"multilinear_generated_tp_conv_{key}"
-    if name in sys.modules:
-        return sys.modules[name]
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    return import_generated_source(generate_conv_source(spec), f"tp_conv_{spec.key()}")
 
 
 def get_tp_conv_kernels(spec: TPKernelSpec) -> TPConvKernels:
