@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model  # bench/ is on sys.path when a script runs
 
 import multilinear as ml
 
@@ -43,14 +44,7 @@ def machine_info() -> dict:
     import numba
     from threadpoolctl import threadpool_info
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     blas = [
         {"api": p.get("internal_api"), "threads": p.get("num_threads"), "version": p.get("version")}
         for p in threadpool_info()

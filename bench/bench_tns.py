@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model  # bench/ is on sys.path when a script runs
 
 import multilinear as ml
 
@@ -38,14 +39,7 @@ SHAPE = (10**6, 5 * 10**5, 2 * 10**5)
 def machine() -> dict:
     import numba
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
