@@ -169,7 +169,7 @@ def _run_cp(args: argparse.Namespace) -> int:
         arrays = {"weights": result.weights, "fit_history": np.asarray(result.fit_history, dtype=np.float64)}
         arrays.update({f"factor_{n}": f for n, f in enumerate(result.factors)})
         np.savez(args.output, **arrays)
-    update_seconds = float(np.sum(result.times.update)) if hasattr(result.times, "update") else None
+    seconds_per_iteration = float(np.sum(result.times.update)) / max(result.iterations, 1)  # updates only
     if args.json:
         out = {
             "file": str(args.file),
@@ -181,18 +181,16 @@ def _run_cp(args: argparse.Namespace) -> int:
             "fit": result.fit,
             "fit_history": [list(p) for p in result.fit_history],
             "weights": result.weights,
-            "seconds_per_iteration": None
-            if update_seconds is None
-            else update_seconds / max(result.iterations, 1),
+            "seconds_per_iteration": seconds_per_iteration,
             "output": None if args.output is None else str(args.output),
         }
         print(json.dumps(_jsonable(out), indent=2))
         return 0
-    _print_cp_summary(args, result, update_seconds)
+    _print_cp_summary(args, result, seconds_per_iteration)
     return 0
 
 
-def _print_cp_summary(args: argparse.Namespace, result: Any, update_seconds: float | None) -> None:
+def _print_cp_summary(args: argparse.Namespace, result: Any, seconds_per_iteration: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -208,10 +206,11 @@ def _print_cp_summary(args: argparse.Namespace, result: Any, update_seconds: flo
         else:
             table.add_row(str(entry[0]), f"{entry[1]:.6f}")
     console.print(table)
-    per_iter = (
-        "" if update_seconds is None else f", {update_seconds / max(result.iterations, 1):.4f} s/iteration"
+    if args.fit_samples is not None:
+        console.print(f"(fits in the trace estimated from {args.fit_samples:,} sampled nonzeros)")
+    console.print(
+        f"final fit {result.fit:.6f} after {result.iterations} iterations, {seconds_per_iteration:.4f} s/iteration"
     )
-    console.print(f"final fit {result.fit:.6f} after {result.iterations} iterations{per_iter}")
     if args.output is not None:
         console.print(f"weights and factors written to {args.output}")
 
