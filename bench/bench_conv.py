@@ -233,7 +233,8 @@ def to_markdown(report: dict) -> str:
             for impl in ("ours", "e3nn")
             for mode in MODES
         )
-        + ". Run-to-run spread on this shared machine is large (load average ~8 on 2 cores).",
+        + f". The load average is in the header (1-minute value {report['loadavg_before'][0]} at the start): "
+        "the spread between runs grows with it on this shared 2-core machine.",
     ]
     verdicts = []
     for mode in MODES:
