@@ -290,7 +290,7 @@ def main() -> None:
         energy, forces = energy_and_forces(model, structure)
         print(f"  energy {float(energy.detach()):+.6e}, max |force| {float(forces.abs().max()):.4e}")
         print(
-            f"  energy + forces: {1e3 * (time.perf_counter() - start):.1f} ms (first call includes compile)"
+            f"  energy + forces: {1e3 * (time.perf_counter() - start):.1f} ms (the first structure pays compiling or loading the kernels)"
         )
         try:
             twin = e3nn_twin(model)
