@@ -13,8 +13,9 @@ from e3nn import o3
 
 from multilinear.torch import _ops  # noqa: F401  (registers the ops)
 from multilinear.torch._registry import kernels_for, register_kernels
+from tests.reference.tensor_product import spec_from_e3nn
 from tests.tolerances import assert_close_rel
-from tests.torch.standins import ReferenceKernels, spec_from_e3nn
+from tests.torch.standins import ReferenceKernels
 
 IRREPS_IN1 = "3x0e+3x1o+2x2e"
 IRREPS_IN2 = "1x0e+1x1o+1x2e+1x3o"

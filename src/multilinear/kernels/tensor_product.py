@@ -18,8 +18,10 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -28,7 +30,7 @@ from multilinear.kernels.tp_codegen import generate_module_source
 from multilinear.kernels.tp_spec import TPKernelSpec
 
 _LOCK = threading.Lock()
-_MEMO: dict[str, TPKernels] = {}
+_MEMO: dict[tuple[str, str], Any] = {}  # (kind, spec key) -> kernels object, shared with tp_conv
 
 
 def tp_cache_dir() -> Path:
@@ -83,13 +85,18 @@ def import_generated_source(source: str, stem: str):
 
 def get_tp_kernels(spec: TPKernelSpec) -> TPKernels:
     """The generated kernels of ``spec`` (memoised per ``spec.key()``; compiled lazily on first call)."""
+    return memoised_kernels("tp", spec, lambda: TPKernels(spec, _import_generated(spec)))
+
+
+def memoised_kernels(kind: str, spec: TPKernelSpec, build: Callable[[], Any]) -> Any:
+    """The kernels object of ``kind`` for ``spec``, built once per process (``build()`` under a lock)."""
     if not isinstance(spec, TPKernelSpec):
         raise TypeError(f"spec must be a TPKernelSpec, got {type(spec).__name__}")
-    key = spec.key()
+    key = (kind, spec.key())
     with _LOCK:
         kernels = _MEMO.get(key)
         if kernels is None:
-            kernels = TPKernels(spec, _import_generated(spec))
+            kernels = build()
             _MEMO[key] = kernels
     return kernels
 

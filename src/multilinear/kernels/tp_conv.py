@@ -40,12 +40,10 @@ unwanted gradient to a per-chunk scratch row instead of an ``(E, ...)`` buffer.
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 
-from multilinear.kernels.tensor_product import import_generated_source, run_row_chunks
+from multilinear.kernels.tensor_product import import_generated_source, memoised_kernels, run_row_chunks
 from multilinear.kernels.tp_codegen import (
     FASTMATH,
     INDENT,
@@ -57,8 +55,6 @@ from multilinear.kernels.tp_codegen import (
 )
 from multilinear.kernels.tp_spec import TPKernelSpec
 
-_LOCK = threading.Lock()
-_MEMO: dict[str, TPConvKernels] = {}
 # Chunks of nodes per kernel call: fixed (not per thread) so reductions are the same for any thread count.
 _MAX_CHUNKS = 64
 _MIN_EDGES_PER_CHUNK = 64
@@ -356,15 +352,7 @@ def _import_generated(spec: TPKernelSpec):
 
 def get_tp_conv_kernels(spec: TPKernelSpec) -> TPConvKernels:
     """The fused convolution kernels of ``spec`` (memoised per ``spec.key()``; compiled on first call)."""
-    if not isinstance(spec, TPKernelSpec):
-        raise TypeError(f"spec must be a TPKernelSpec, got {type(spec).__name__}")
-    key = spec.key()
-    with _LOCK:
-        kernels = _MEMO.get(key)
-        if kernels is None:
-            kernels = TPConvKernels(spec, _import_generated(spec))
-            _MEMO[key] = kernels
-    return kernels
+    return memoised_kernels("tp_conv", spec, lambda: TPConvKernels(spec, _import_generated(spec)))
 
 
 # ------------------------------------------------------------------------------------------ kernels
