@@ -259,16 +259,31 @@ class PlantedSparse:
 
 
 def planted_sparse(
-    shape: Sequence[int], rank: int, nnz: int, *, shared_support: bool = False, rng: RNGLike = None
+    shape: Sequence[int],
+    rank: int,
+    nnz: int,
+    *,
+    shared_support: bool = False,
+    distribution: str = "uniform",
+    exponent: float = 1.0,
+    noise: float = 0.0,
+    rng: RNGLike = None,
 ) -> PlantedSparse:
-    """A sparse tensor that is exactly a rank-``rank`` Kruskal tensor with sparse factors.
+    """A sparse tensor that is exactly a rank-``rank`` Kruskal tensor with sparse factors (plus optional noise).
 
-    Component ``r`` has factor columns supported on random index sets ``S_r^(n)`` of equal size ``s_n``
-    (chosen so that ``rank * prod_n s_n`` is about ``nnz``), with entries uniform on [0.5, 1.5) there and
-    zero elsewhere; weights are uniform on [1, 2). The returned tensor holds every cell of the union of the
+    Component ``r`` has factor columns supported on index sets ``S_r^(n)`` of equal size ``s_n`` (chosen so
+    that ``rank * prod_n s_n`` is about ``nnz``), with entries uniform on [0.5, 1.5) there and zero
+    elsewhere; weights are uniform on [1, 2). The returned tensor holds every cell of the union of the
     blocks ``S_r^(1) x ... x S_r^(N)`` with the model's value there. Since all entries are positive, no
     cell of the union cancels, so the tensor equals the model on every cell (up to rounding of the sums):
     its CP rank is at most ``rank`` and a rank-``rank`` CP decomposition can fit it exactly.
+
+    The index sets are drawn uniformly (``distribution="uniform"``) or with power-law popularity
+    (``"powerlaw"``): each ``S_r^(n)`` is a weighted sample without replacement in which index ``i`` has
+    weight ``(i + 1)**-exponent`` before a random relabelling of the mode (one per mode, shared by all
+    components). Popular indices then belong to many components and rare ones to one or none, so the
+    slice sizes (index degrees) are heavy-tailed, as in real count data, while the tensor keeps its exact
+    low rank.
 
     With ``shared_support=True`` all components use the same index sets (sized so that ``prod_n s_n`` is
     about ``nnz``) and standard normal entries there (positive entries on one support would make the
@@ -286,22 +301,48 @@ def planted_sparse(
     Parameters
     ----------
     shape : sequence of int
+        ``(I_1, ..., I_N)``; the number of cells must be below ``2**63``.
     rank : int
     nnz : int
         Target number of nonzeros; the result has at most ``rank * prod_n s_n`` (blocks may overlap), or
         exactly ``prod_n s_n`` with a shared support.
     shared_support : bool
         One support for all components instead of one per component.
+    distribution : {"uniform", "powerlaw"}
+        How the index sets are drawn (see above).
+    exponent : float
+        Power-law exponent (> 0); larger is more skewed. Ignored for "uniform".
+    noise : float
+        Relative Gaussian noise added to the nonzeros (the support does not change):
+        ``v + noise * rms(v) * g`` with ``g ~ N(0, 1)``. The model stays the noiseless one, so
+        ``||tensor - model|| / ||tensor||`` is about ``noise / sqrt(1 + noise**2)``: a rank-``rank`` fit
+        can reach about ``1 - noise / sqrt(1 + noise**2)`` (0.90 for ``noise=0.1``).
     rng : None, int, SeedSequence or Generator
 
     Returns
     -------
     PlantedSparse
-        ``tensor`` (SparseTensor) and ``model`` (KruskalTensor).
+        ``tensor`` (SparseTensor, coordinates sorted row-major) and ``model`` (KruskalTensor).
+
+    Notes
+    -----
+    Memory: the blocks' cells are enumerated as 8-byte row-major keys (``8 * rank * prod_n s_n`` bytes),
+    sorted and deduplicated in place, then decoded in chunks; the peak is about the output
+    (``8 * (N + 1)`` bytes per nonzero) plus the keys: 2 GB for 5 * 10**7 nonzeros of a 3-way tensor.
+    A power-law draw costs ``O(I_n)`` per component and mode (Gumbel top-k).
     """
     dims = _check_shape(shape)
     rank = check_positive_int(rank, "rank")
     nnz = check_positive_int(nnz, "nnz")
+    check_choice(distribution, "distribution", ("uniform", "powerlaw"))
+    exponent = check_nonnegative_float(exponent, "exponent")
+    if distribution == "powerlaw" and exponent <= 0:
+        raise ValueError(f"exponent must be > 0 for a power law, got {exponent}")
+    noise = check_nonnegative_float(noise, "noise")
+    if math.prod(dims) >= 2**63:
+        raise ValueError(
+            f"shape {dims} has {math.prod(dims):.3g} cells: planted_sparse needs fewer than 2**63"
+        )
     gen = as_generator(rng)
     per_block = float(nnz) if shared_support else max(1.0, nnz / rank)
     sizes = []
@@ -311,26 +352,79 @@ def planted_sparse(
         side = max(1, min(size, round(remaining ** (1.0 / left))))
         sizes.append(side)
         remaining /= side
+    if distribution == "powerlaw":
+        popularity = [_powerlaw_log_weights(gen, size, exponent) for size in dims]
+
+        def draw_support(mode: int) -> np.ndarray:
+            return _weighted_sample_without_replacement(gen, popularity[mode], sizes[mode])
+    else:
+
+        def draw_support(mode: int) -> np.ndarray:
+            return np.sort(gen.choice(dims[mode], sizes[mode], replace=False))
+
     factors = [np.zeros((size, rank)) for size in dims]
-    blocks = []
-    shared = [np.sort(gen.choice(size, sizes[mode], replace=False)) for mode, size in enumerate(dims)]
+    supports: list[list[np.ndarray]] = []
+    shared = [draw_support(mode) for mode in range(len(dims))]
     for r in range(rank):
-        supports = []
-        for mode, size in enumerate(dims):
-            support = (
-                shared[mode] if shared_support else np.sort(gen.choice(size, sizes[mode], replace=False))
-            )
+        component = []
+        for mode in range(len(dims)):
+            support = shared[mode] if shared_support else draw_support(mode)
             if shared_support:  # well-separated components; no cell is zero (almost surely)
                 factors[mode][support, r] = gen.standard_normal(sizes[mode])
             else:
                 factors[mode][support, r] = 0.5 + gen.random(sizes[mode])
-            supports.append(support)
+            component.append(support)
         if r == 0 or not shared_support:
-            grid = np.meshgrid(*supports, indexing="ij")
-            blocks.append(np.stack([g.ravel() for g in grid], axis=1))
+            supports.append(component)
     weights = 1.0 + gen.random(rank)
     model = KruskalTensor(weights, factors, copy=False)
-    coordinates = np.unique(np.concatenate(blocks, axis=0), axis=0)
-    values = model.values_at(coordinates)
-    tensor = SparseTensor._trusted(np.ascontiguousarray(coordinates, dtype=np.int64), values, dims)
+    keys = _unique_sorted(_block_keys(supports, dims))
+    indices = _keys_to_indices(keys, dims)
+    del keys
+    values = model.values_at(indices)
+    if noise > 0:
+        count = values.shape[0]
+        scale = noise * float(np.sqrt(np.dot(values, values) / count))
+        for start in range(0, count, _CHUNK):
+            stop = min(count, start + _CHUNK)
+            values[start:stop] += scale * gen.standard_normal(stop - start)
+    tensor = SparseTensor._trusted(indices, values, dims)
     return PlantedSparse(tensor=tensor, model=model)
+
+
+def _powerlaw_log_weights(gen: np.random.Generator, size: int, exponent: float) -> np.ndarray:
+    """Log-popularity of each index of a mode: ``-exponent * log(rank + 1)`` under a random relabelling."""
+    log_weights = np.empty(size)
+    log_weights[gen.permutation(size)] = -exponent * np.log1p(np.arange(size, dtype=np.float64))
+    return log_weights
+
+
+def _weighted_sample_without_replacement(
+    gen: np.random.Generator, log_weights: np.ndarray, count: int
+) -> np.ndarray:
+    """``count`` distinct indices, drawn one after another with probability proportional to the weights.
+
+    Gumbel top-k: the ``count`` largest ``log_weights + Gumbel noise`` are such a sample. Returned sorted.
+    """
+    if count >= log_weights.shape[0]:
+        return np.arange(log_weights.shape[0], dtype=np.int64)
+    perturbed = gen.gumbel(size=log_weights.shape[0])
+    perturbed += log_weights
+    chosen = np.argpartition(perturbed, perturbed.shape[0] - count)[perturbed.shape[0] - count :]
+    return np.sort(chosen).astype(np.int64)
+
+
+def _block_keys(supports: list[list[np.ndarray]], dims: tuple[int, ...]) -> np.ndarray:
+    """Row-major linear keys of every cell of every block ``S^(1) x ... x S^(N)`` (repeats kept)."""
+    total = sum(math.prod(s.shape[0] for s in block) for block in supports)
+    keys = np.empty(total, dtype=np.int64)
+    position = 0
+    for block in supports:
+        cells = np.zeros(1, dtype=np.int64)
+        for mode, support in enumerate(
+            block
+        ):  # outer sum, mode by mode: keys of the block in row-major order
+            cells = (cells[:, None] * dims[mode] + support[None, :]).ravel()
+        keys[position : position + cells.shape[0]] = cells
+        position += cells.shape[0]
+    return keys
