@@ -156,14 +156,21 @@ class TPKernels:
     # --------------------------------------------------------------------------------- raw kernels
     def _forward_rows(self, x, y, w, z, include_weightless: bool) -> None:
         kernel = self.module.forward
-        run_row_chunks(x.shape[0], lambda start, stop, _: kernel(x, y, w, z, start, stop, include_weightless))
+        stream = streams(z)
+        run_row_chunks(
+            x.shape[0], lambda start, stop, _: kernel(x, y, w, z, start, stop, include_weightless, stream)
+        )
 
     def _backward_rows(self, x, y, w, g, gx, gy, gw, include_weightless: bool) -> None:
         kernel = self.module.backward
         batch = x.shape[0]
+        stream = streams(gx, gw)
         if not self.spec.shared_weights:
             run_row_chunks(
-                batch, lambda start, stop, _: kernel(x, y, w, g, gx, gy, gw, start, stop, include_weightless)
+                batch,
+                lambda start, stop, _: kernel(
+                    x, y, w, g, gx, gy, gw, start, stop, include_weightless, stream
+                ),
             )
             return
         # Shared weights: one partial sum of grad w per chunk (race-free), reduced after.
@@ -171,7 +178,9 @@ class TPKernels:
         partial = np.zeros((max(1, len(chunks)), self.spec.weight_numel), dtype=self.dtype)
         run_row_chunks(
             batch,
-            lambda start, stop, n: kernel(x, y, w, g, gx, gy, partial[n], start, stop, include_weightless),
+            lambda start, stop, n: kernel(
+                x, y, w, g, gx, gy, partial[n], start, stop, include_weightless, stream
+            ),
             chunks,
         )
         np.sum(partial, axis=0, out=gw)
@@ -238,11 +247,25 @@ class TPKernels:
         gg_y = self._zeros("y", y.shape) if gg_y is None else gg_y
         gg_w = self._zeros("w", w.shape) if gg_w is None else gg_w
         kernel = self.module.double_backward
+        stream = streams(out_x, out_w, out_grad_out)
         if not self.spec.shared_weights:
             run_row_chunks(
                 batch,
                 lambda start, stop, _: kernel(
-                    x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out, start, stop
+                    x,
+                    y,
+                    w,
+                    grad_out,
+                    gg_x,
+                    gg_y,
+                    gg_w,
+                    out_x,
+                    out_y,
+                    out_w,
+                    out_grad_out,
+                    start,
+                    stop,
+                    stream,
                 ),
             )
             return
@@ -251,7 +274,20 @@ class TPKernels:
         run_row_chunks(
             batch,
             lambda start, stop, n: kernel(
-                x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, partial[n], out_grad_out, start, stop
+                x,
+                y,
+                w,
+                grad_out,
+                gg_x,
+                gg_y,
+                gg_w,
+                out_x,
+                out_y,
+                partial[n],
+                out_grad_out,
+                start,
+                stop,
+                stream,
             ),
             chunks,
         )
@@ -306,6 +342,18 @@ class TPKernels:
         for name, array in outputs.items():
             if not written[name]:
                 array[...] = 0
+
+
+# ----------------------------------------------------------------------------------- streaming stores
+# Outputs at least this large are written with non-temporal stores (they would not stay in the caches
+# anyway: 2 x 1 MiB L2 + 32 MiB shared L3 here); smaller ones with ordinary stores, so that a consumer
+# finds them in cache. Tests lower it to exercise both paths.
+STREAM_MIN_BYTES = 8 << 20
+
+
+def streams(*outputs: np.ndarray) -> bool:
+    """Whether a kernel writing ``outputs`` should stream them (their total size is large)."""
+    return sum(array.nbytes for array in outputs) >= STREAM_MIN_BYTES
 
 
 # ------------------------------------------------------------------------------------- row threading
