@@ -23,6 +23,8 @@ from multilinear.sampling._common import check_factors, check_mode, krp_rows, ot
 from multilinear.tensor.sparse import SparseTensor
 
 SKETCHED_METHODS = ("arls-lev", "arls-lev-hybrid", "sts")
+_MAX_PARTS = 8  # sampled-MTTKRP parts accumulated in parallel
+_PARTS_BYTES = 256 * 2**20  # memory for their private output buffers
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,24 @@ class FiberLayout:
         Row-major key of each fiber's indices in the other modes (ascending mode order), ascending.
     fiber_ptr : ndarray of int64, shape (F + 1,)
     permutation : ndarray of int32 (int64 from 2**31 nonzeros), shape (nnz,)
+    fiber_rows : ndarray of int32 (int64 for modes of 2**31 indices or more), shape (nnz,)
+        ``X.indices[permutation, mode]``: the mode index of each nonzero in fiber order.
+    fiber_values : ndarray of float64, shape (nnz,)
+        ``X.values[permutation]`` (copies read contiguously by the sampled MTTKRP).
     """
 
     mode: int
     fiber_keys: np.ndarray
     fiber_ptr: np.ndarray
     permutation: np.ndarray
+    fiber_rows: np.ndarray
+    fiber_values: np.ndarray
 
     @property
     def nbytes(self) -> int:
         """Memory held by the layout."""
-        return int(self.fiber_keys.nbytes + self.fiber_ptr.nbytes + self.permutation.nbytes)
+        arrays = (self.fiber_keys, self.fiber_ptr, self.permutation, self.fiber_rows, self.fiber_values)
+        return int(sum(a.nbytes for a in arrays))
 
 
 def fiber_layout(X: SparseTensor, mode: int) -> FiberLayout:
@@ -85,11 +94,14 @@ def fiber_layout(X: SparseTensor, mode: int) -> FiberLayout:
     pointers = np.empty(X.nnz + 1, dtype=np.int64)
     count = fiber_ranges(sorted_keys, unique_keys, pointers)
     del sorted_keys
+    row_dtype = np.int32 if X.shape[mode] < 2**31 else np.int64
     layout = FiberLayout(
         mode=mode,
         fiber_keys=unique_keys[:count].copy(),
         fiber_ptr=np.append(pointers[:count], X.nnz).astype(np.int64),
         permutation=permutation,
+        fiber_rows=X.indices[permutation, mode].astype(row_dtype),
+        fiber_values=X.values[permutation],
     )
     X._cache[key] = layout
     return layout
@@ -151,8 +163,11 @@ def sampled_system(
     sample_fiber = np.empty(unique_keys.shape[0], dtype=np.int64)
     find_fibers(layout.fiber_keys, unique_keys, sample_fiber)
     rhs = np.zeros((X.shape[mode], design.shape[1]))
+    # parts accumulate in parallel into buffers of their own: as many as fit _PARTS_BYTES (a fixed count,
+    # so the result does not depend on the number of threads)
+    n_parts = int(max(1, min(_MAX_PARTS, _PARTS_BYTES // max(1, rhs.nbytes))))
     sampled_mttkrp(
-        layout.fiber_ptr, layout.permutation, X.indices, X.values, mode, sample_fiber, weights, design, rhs
+        layout.fiber_ptr, layout.fiber_rows, layout.fiber_values, sample_fiber, weights, design, rhs, n_parts
     )
     return SampledSystem(gram=gram, rhs=rhs, distinct_rows=int(unique_keys.shape[0]))
 

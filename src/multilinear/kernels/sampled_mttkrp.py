@@ -2,13 +2,16 @@
 
 A *fiber layout* of mode ``n`` sorts the nonzeros by the row-major linear key of their indices in the
 other modes, so all nonzeros of one mode-``n`` fiber are consecutive: ``fiber_keys`` (F,) ascending and
-unique, ``fiber_ptr`` (F + 1,) their ranges, ``permutation`` (nnz,) int32/int64 the nonzeros in that order.
+unique, ``fiber_ptr`` (F + 1,) their ranges, ``permutation`` (nnz,) int32/int64 the nonzeros in that order,
+and the mode-``n`` index and value of each nonzero copied in that order (``fiber_rows``, ``fiber_values``), so
+the sampled MTTKRP reads each fiber contiguously instead of gathering from the tensor's arrays.
 A sampled Khatri-Rao row is a tuple of indices of the other modes, i.e. one fiber key: binary search finds
 its nonzeros.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
@@ -63,29 +66,61 @@ def find_fibers(fiber_keys, sample_keys, fiber_out):
 
 
 @njit(cache=True)
-def sampled_mttkrp(fiber_ptr, permutation, indices, values, mode, sample_fiber, sample_weights, design, out):
-    """``out += sum_s weight_s * X[:, fiber_s] design_s^T``: the MTTKRP of the sampled, reweighted rows.
-
-    Parameters
-    ----------
-    fiber_ptr : int64 (F + 1,)
-    permutation : int32 or int64 (nnz,)
-    indices : int64 (nnz, N), values : float64 (nnz,)
-    mode : int, the mode whose factor is solved for
-    sample_fiber : int64 (S,), fiber of each distinct sample or -1
-    sample_weights : float64 (S,), the summed weights 1 / (J * probability) of its draws
-    design : float64 (S, R), the sampled Khatri-Rao rows
-    out : float64 (I_mode, R), accumulated into (serial: output rows of different samples may collide)
-    """
+def _accumulate_samples(
+    start, stop, fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out
+):
+    """``out += sum_{s in [start, stop)} weight_s * X[:, fiber_s] design_s^T`` (one thread)."""
     rank = design.shape[1]
-    for s in range(sample_fiber.shape[0]):
+    for s in range(start, stop):
         fiber = sample_fiber[s]
         if fiber < 0:
             continue
         weight = sample_weights[s]
         for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
-            z = permutation[p]
-            row = indices[z, mode]
-            scale = weight * values[z]
+            row = fiber_rows[p]
+            scale = weight * fiber_values[p]
             for r in range(rank):
                 out[row, r] += scale * design[s, r]
+
+
+@njit(cache=True, parallel=True)
+def sampled_mttkrp(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out, n_parts):
+    """``out += sum_s weight_s * X[:, fiber_s] design_s^T``: the MTTKRP of the sampled, reweighted rows.
+
+    The samples are cut into ``n_parts`` equal consecutive parts, each accumulated into its own
+    zeroed (I_mode, R) buffer in parallel, then the buffers are added to ``out`` in part order: the result
+    depends on ``n_parts`` (rounding) but not on the number of threads.
+
+    Parameters
+    ----------
+    fiber_ptr : int64 (F + 1,)
+    fiber_rows : int32 or int64 (nnz,), the mode index of each nonzero in fiber order
+    fiber_values : float64 (nnz,), its value
+    sample_fiber : int64 (S,), fiber of each distinct sample or -1
+    sample_weights : float64 (S,), the summed weights 1 / (J * probability) of its draws
+    design : float64 (S, R), the sampled Khatri-Rao rows
+    out : float64 (I_mode, R), accumulated into
+    n_parts : int >= 1; 1 accumulates straight into ``out`` on one thread (output rows of different
+        samples may collide, so parts need buffers of their own: ``n_parts * I_mode * R`` floats)
+    """
+    n = sample_fiber.shape[0]
+    if n_parts <= 1:
+        _accumulate_samples(
+            0, n, fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out
+        )
+        return
+    partial = np.zeros((n_parts, out.shape[0], out.shape[1]))
+    for part in prange(n_parts):
+        _accumulate_samples(
+            part * n // n_parts,
+            (part + 1) * n // n_parts,
+            fiber_ptr,
+            fiber_rows,
+            fiber_values,
+            sample_fiber,
+            sample_weights,
+            design,
+            partial[part],
+        )
+    for part in range(n_parts):
+        out += partial[part]
