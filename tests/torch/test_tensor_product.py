@@ -230,6 +230,36 @@ def test_internal_weights_are_a_standard_normal_parameter_used_like_e3nn():
     assert module.weight.grad is not None and module.weight.grad.shape == (problem.weight_numel,)
 
 
+@pytest.mark.parametrize("name", ["small-shared", "small-mixed", "mace-large"])
+def test_state_dict_moves_between_e3nn_and_ours_strictly(name):
+    """e3nn's state loads into ours strictly (its CG-constant buffers skipped); ours into e3nn's non-strictly."""
+    for internal in (True, False):
+        problem = zoo.get(name, irrep_dtype=np.float32, internal_weights=internal, shared_weights=internal)
+        module, twin = TensorProduct(problem), e3nn_twin(problem)
+        ours, theirs = module.state_dict(), twin.state_dict()
+        assert set(ours) == {"weight", "output_mask"}
+        assert set(theirs) - set(ours) and all(
+            k.startswith("_compiled_main") for k in set(theirs) - set(ours)
+        )
+        torch.testing.assert_close(ours["output_mask"], theirs["output_mask"], rtol=0, atol=0)
+        assert ours["weight"].shape == theirs["weight"].shape
+        module.load_state_dict(theirs, strict=True)
+        torch.testing.assert_close(module.weight, twin.weight, rtol=0, atol=0)
+        result = twin.load_state_dict(module.state_dict(), strict=False)
+        assert not result.unexpected_keys
+    # a key that is neither ours nor e3nn's constants is still reported
+    with pytest.raises(RuntimeError, match=r"Unexpected key.*bogus"):
+        module.load_state_dict({**ours, "bogus": torch.zeros(1)}, strict=True)
+
+
+def test_output_mask_marks_only_outputs_some_path_writes():
+    problem = TPProblem(
+        "2x0e+1x1o", "1x0e", "2x0e+1x1o+3x2e", [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True, 0.0)]
+    )
+    mask = TensorProduct(problem).output_mask
+    assert mask.tolist() == [1.0, 1.0] + [0.0] * 3 + [0.0] * 15
+
+
 def test_attributes_and_repr_read_like_e3nn():
     problem = zoo.get("mace-large")
     module = TensorProduct(problem)

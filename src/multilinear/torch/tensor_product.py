@@ -22,6 +22,26 @@ def torch_dtype_of(irrep_dtype: Any) -> torch.dtype:
         raise TypeError(f"irrep_dtype must be float32 or float64, got {irrep_dtype!r}") from None
 
 
+# Submodules of e3nn's TensorProduct whose buffers are its Clebsch-Gordan constants.
+_E3NN_CONSTANT_MODULES = ("_compiled_main_left_right.", "_compiled_main_right.")
+
+
+def output_mask(problem: Any) -> Tensor:
+    """e3nn's ``output_mask`` buffer: 1 on the output irreps some nonzero path writes, 0 elsewhere.
+
+    Same values, shape ``(irreps_out.dim,)`` and dtype (torch's default) as e3nn's, so a ``state_dict``
+    moves between the two modules with ``strict=True``.
+    """
+    parts = []
+    for i_out, (mul, irrep) in enumerate(problem.irreps_out):
+        written = any(
+            ins.i_out == i_out and ins.path_weight != 0 and 0 not in ins.path_shape
+            for ins in problem.instructions
+        )
+        parts.append((torch.ones if written else torch.zeros)(mul * irrep.dim))
+    return torch.cat(parts) if parts else torch.ones(0)
+
+
 class TensorProduct(torch.nn.Module):
     """The Clebsch-Gordan tensor product of a ``TPProblem``, with autograd to second order.
 
@@ -48,6 +68,15 @@ class TensorProduct(torch.nn.Module):
         is an empty buffer, as in e3nn.
     dtype : torch.dtype
         ``torch.float32`` or ``torch.float64``, from ``problem.irrep_dtype``.
+    output_mask : torch.Tensor
+        Buffer of shape ``(irreps_out.dim,)``: 1 where some path writes, as in e3nn.
+
+    Notes
+    -----
+    ``load_state_dict(e3nn_module.state_dict())`` works with ``strict=True`` (the weights and
+    ``output_mask`` are loaded; e3nn's CG-constant buffers are recognised and skipped). The other way,
+    e3nn's ``load_state_dict`` needs ``strict=False``: our state has no CG constants to give it, and e3nn
+    keeps its own.
     """
 
     def __init__(self, problem: Any) -> None:
@@ -72,6 +101,18 @@ class TensorProduct(torch.nn.Module):
             self.weight = torch.nn.Parameter(torch.randn(self.weight_numel, dtype=self.dtype))
         else:
             self.register_buffer("weight", torch.empty(0, dtype=self.dtype))
+        self.register_buffer("output_mask", output_mask(problem))
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
+        """Load like any module, and accept e3nn's ``state_dict`` too: its extra entries are the CG
+        constants of its compiled code (``_compiled_main_*._w3j_*``), which this module computes itself."""
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        e3nn_constants = tuple(prefix + name for name in _E3NN_CONSTANT_MODULES)
+        unexpected_keys[:] = [key for key in unexpected_keys if not key.startswith(e3nn_constants)]
 
     def extra_repr(self) -> str:
         weights = "shared" if self.shared_weights else "per-sample"
