@@ -216,7 +216,7 @@ def spawn(args: list[str], env: dict | None = None, timeout: float = 900) -> dic
 
 
 # ------------------------------------------------------------------------------------ main: timing
-def time_problem(name: str, batch: int, repeats: int) -> dict:
+def time_problem(name: str, batch: int, repeats: int, operations=OPERATIONS) -> dict:
     import numpy as np
     import torch
     from _traffic_floor import TrafficFloor  # bench/ is on sys.path when this script runs
@@ -235,7 +235,7 @@ def time_problem(name: str, batch: int, repeats: int) -> dict:
     flops = forward_flops(ours.spec) * batch
     result = {"batch": batch, "forward_gflop": flops / 1e9, "forward_rel_err_vs_e3nn": rel_err, "ops": {}}
     floor = TrafficFloor(ours.spec, batch)
-    for operation in OPERATIONS:
+    for operation in operations:
         for module in (ours, theirs):  # warm-up (allocator, caches)
             run_operation(module, operation, inputs)
         floor.run(operation)
@@ -302,6 +302,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile-problems", default="mace-large,nequip-revmd17-benzene,diffdock-l2")
+    parser.add_argument(
+        "--operations", default=",".join(OPERATIONS), help="comma-separated subset of " + ",".join(OPERATIONS)
+    )
     parser.add_argument("--quick", action="store_true", help="two problems, batch 2000, 3 repeats")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tp.json"))
@@ -327,6 +330,10 @@ def main() -> None:
         return
 
     problems = args.problems.split(",")
+    operations = [op for op in args.operations.split(",") if op]
+    unknown = set(operations) - set(OPERATIONS)
+    if unknown:
+        parser.error(f"unknown operations {sorted(unknown)}; choose from {', '.join(OPERATIONS)}")
     compile_problems = [p for p in args.compile_problems.split(",") if p]
     if args.quick:
         problems, compile_problems = ["mace-large", "nequip-revmd17-aspirin"], ["nequip-revmd17-aspirin"]
@@ -346,7 +353,7 @@ def main() -> None:
 
     for name in problems:
         print(f"{name}:", flush=True)
-        entry = time_problem(name, args.batch, args.repeats)
+        entry = time_problem(name, args.batch, args.repeats, operations)
         if not args.no_memory:
             entry["memory"] = {
                 lib: spawn(["--child-memory", name, lib, str(args.batch)]) for lib in ("ours", "e3nn")
@@ -503,7 +510,7 @@ def plot(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names)), 4))
     width = 0.27
     for n, operation in enumerate(OPERATIONS):
-        ratios = [report["problems"][p]["ops"][operation]["ratio"] for p in names]
+        ratios = [report["problems"][p]["ops"].get(operation, {}).get("ratio", 0.0) for p in names]
         ax.bar(np.arange(len(names)) + (n - 1) * width, ratios, width, label=operation)
     ax.axhline(20, color="gray", linestyle="--", linewidth=0.8)
     ax.axhline(10, color="gray", linestyle=":", linewidth=0.8)
@@ -516,7 +523,7 @@ def plot(report: dict, path: Path) -> None:
     ax.set_title(
         f"speedup over e3nn: fp32, batch {batch}, {THREADS} threads (lines: 20x and 10x targets)", fontsize=10
     )
-    top = max(report["problems"][p]["ops"][op]["ratio"] for p in names for op in OPERATIONS)
+    top = max(op["ratio"] for p in names for op in report["problems"][p]["ops"].values())
     ax.set_ylim(top=top * 4)
     ax.legend(ncol=3, loc="upper left", fontsize=8)
     fig.tight_layout()
