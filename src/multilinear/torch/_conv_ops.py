@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from multilinear.torch._buffers import empty_output
 from multilinear.torch._registry import kernels_for
 
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -70,7 +71,7 @@ def tp_conv_forward(
     graph_tensors = (receivers, senders, receiver_order, receiver_pointer, sender_order, sender_pointer)
     kernels, dtype, graph = _setup(handle, graph_tensors)
     xa, ya, wa = _as_array(x, "x", dtype), _as_array(y, "y", dtype), _as_array(w, "w", dtype)
-    out = torch.empty((x.shape[0], kernels.spec.dim_out), dtype=dtype)
+    out = empty_output((x.shape[0], kernels.spec.dim_out), dtype)
     kernels.forward(xa, ya, wa, out.numpy(), graph)
     return out
 
@@ -104,7 +105,7 @@ def tp_conv_backward(
     kernels, dtype, graph = _setup(handle, graph_tensors)
     xa, ya, wa = _as_array(x, "x", dtype), _as_array(y, "y", dtype), _as_array(w, "w", dtype)
     ga = _as_array(grad_out, "grad_out", dtype)
-    grad_x, grad_y, grad_w = (torch.empty(t.shape, dtype=dtype) for t in (x, y, w))
+    grad_x, grad_y, grad_w = (empty_output(t.shape, dtype) for t in (x, y, w))
     kernels.backward(xa, ya, wa, ga, grad_x.numpy(), grad_y.numpy(), grad_w.numpy(), graph)
     return grad_x, grad_y, grad_w
 
@@ -154,7 +155,7 @@ def tp_conv_double_backward(
     gxa = None if gg_x is None else _as_array(gg_x, "gg_x", dtype)
     gya = None if gg_y is None else _as_array(gg_y, "gg_y", dtype)
     gwa = None if gg_w is None else _as_array(gg_w, "gg_w", dtype)
-    outs = [torch.empty(t.shape, dtype=dtype) for t in (x, y, w, grad_out)]
+    outs = [empty_output(t.shape, dtype) for t in (x, y, w, grad_out)]
     kernels.double_backward(xa, ya, wa, ga, gxa, gya, gwa, *(t.numpy() for t in outs), graph)
     return tuple(outs)
 
