@@ -6,10 +6,13 @@ and writes docs/benchmarks/randomized_cp.md and docs/benchmarks/randomized_cp_fi
 
 - ``accuracy-flights``: final fit after a fixed number of iterations on the NYC flights tensor
   (destination x carrier x day x hour) for each method, rank and seed. Same iterations for every method.
-- ``accuracy-synthetic``: the same on a planted power-law tensor (random_sparse with a planted rank-25
-  model and 10% noise at power-law coordinates).
-- ``fit-time``: fit against update time (fit evaluations excluded) on a larger planted power-law tensor;
-  time to reach 95% of exact ALS's final fit; the PNG plot; peak memory of each method's process.
+- ``accuracy-synthetic``: the same on a planted power-law tensor (``planted_sparse`` with a rank-25 model
+  on Zipf-popular supports, exactly low rank, plus 10% relative noise on its nonzeros).
+- ``fit-time``: fit against update time (fit evaluations excluded) on a larger planted power-law tensor at
+  one rank (``--fit-time-rank``; run once per rank with ``--tag``); time to reach 95% of exact ALS's final
+  fit; peak memory of each method's process. The PNG has one panel per rank.
+- ``breakdown``: per-iteration cost of each method on the fit-time tensor, split into sampling, sampled
+  system (fiber lookup + sampled MTTKRP + sampled Gram), solve and tree/leverage update, from warm factors.
 - ``sampler``: bench/bench_sampler.py's case (N = 3, I = 2^22, R = 32, J = 65,536).
 
 Usage: python bench/bench_randomized_cp.py SECTION [options]   (see --help); SECTION=all runs them in turn,
@@ -79,10 +82,26 @@ def run_cp(X, rank: int, method: str, samples: int, iters: int, seed: int, fit_e
     }
 
 
-def planted_powerlaw(shape, nnz: int, seed: int):
-    from multilinear.tensor import random_sparse
+PLANTED_RANK = 25
+PLANTED_NOISE = 0.1
 
-    return random_sparse(shape, nnz, rank=25, distribution="powerlaw", exponent=1.0, noise=0.1, rng=seed)
+
+def planted_powerlaw(shape, nnz: int, seed: int):
+    """The synthetic tensor: rank-25 model on Zipf-popular supports (exactly low rank) plus 10% noise."""
+    from multilinear.tensor import planted_sparse
+
+    planted = planted_sparse(
+        shape, PLANTED_RANK, nnz, distribution="powerlaw", exponent=1.0, noise=PLANTED_NOISE, rng=seed
+    )
+    return planted.tensor
+
+
+def tensor_description(X) -> dict:
+    """Shape, nnz, and how many indices of each mode hold a nonzero (the rest are empty slices)."""
+    active = [
+        int(np.count_nonzero(np.bincount(X.indices[:, m], minlength=X.shape[m]))) for m in range(X.ndim)
+    ]
+    return {"shape": X.shape, "nnz": X.nnz, "active_indices": active}
 
 
 def section_accuracy(args, name: str) -> dict:
@@ -95,7 +114,7 @@ def section_accuracy(args, name: str) -> dict:
     else:
         shape = tuple(args.synthetic_shape)
         X = planted_powerlaw(shape, args.synthetic_nnz, seed=7)
-        tensor = {"name": "planted power law (rank 25, 10% noise)", "shape": X.shape, "nnz": X.nnz}
+        tensor = {"name": "planted power law (rank 25, 10% noise)", **tensor_description(X)}
     load_s = time.perf_counter() - t0
     runs = []
     # compile (or load cached kernels) on a small problem first, so no run pays it
@@ -106,7 +125,8 @@ def section_accuracy(args, name: str) -> dict:
         for method in args.methods:
             seeds = args.seeds if method != "exact" else args.seeds[: args.exact_seeds]
             for seed in seeds:
-                run = run_cp(X, rank, method, args.samples, args.iters, seed, fit_every=args.iters)
+                # the fit after every iteration (timed apart from the updates) shows how settled it is
+                run = run_cp(X, rank, method, args.samples, args.iters, seed, fit_every=1)
                 runs.append(run)
                 print(
                     f"{name} R={rank} {method:16s} seed={seed} fit={run['fit']:.4f} "
@@ -163,7 +183,7 @@ def fit_time_one(args) -> None:
         layouts["fiber_layouts_total"] = sum(fiber_layout(X, m).nbytes for m in range(X.ndim))
     run.update(
         {
-            "tensor": {"shape": X.shape, "nnz": X.nnz, "bytes": int(X.indices.nbytes + X.values.nbytes)},
+            "tensor": {**tensor_description(X), "bytes": int(X.indices.nbytes + X.values.nbytes)},
             "generate_s": generate_s,
             "rss_after_generate_mib": tensor_rss,
             "peak_rss_mib": peak_rss_mib(),
@@ -171,6 +191,81 @@ def fit_time_one(args) -> None:
         }
     )
     print(json.dumps(run))
+
+
+def section_breakdown(args) -> dict:
+    """Seconds per iteration of each method, split by step, from warm factors (3 exact ALS iterations).
+
+    Replays what ``cp_als`` does per mode with the library's own pieces, each timed: the randomized methods
+    draw rows (``sample``), build the sampled normal equations (``system``: merge repeated rows, KRP rows,
+    sampled Gram, fiber lookup and sampled MTTKRP), solve them (``solve``) and hand the new factor to the
+    sampler (``update``: STS tree rebuild or leverage scores); exact ALS does MTTKRP + solve per mode.
+    """
+    import multilinear as ml
+    from multilinear._core.threads import thread_limits
+    from multilinear.decompose._sketched import fiber_layout, sampled_system
+    from multilinear.decompose._solvers import ExactSolver, GramCache, solve_normal_equations
+    from multilinear.sampling import ProductLeverageSampler, STSSampler
+
+    X = planted_powerlaw(tuple(args.fit_time_shape), args.fit_time_nnz, seed=11)
+    for mode in range(X.ndim):
+        fiber_layout(X, mode)
+    rows = []
+    for rank in args.breakdown_ranks:
+        warm = ml.cp_als(X, rank, max_iter=3, tol=0.0, rng=0)
+        factors = [f * warm.weights ** (1.0 / X.ndim) for f in warm.factors]
+        with thread_limits(blas_threads=1):  # as inside cp_als
+            exact = ExactSolver(X, [f.copy() for f in factors], grams=GramCache(factors))
+            exact.solve(0, factors, np.ones(rank))  # first call pays any setup
+            times = []
+            for _ in range(args.breakdown_repeats):
+                t0 = time.perf_counter()
+                for mode in range(X.ndim):
+                    exact.solve(mode, factors, np.ones(rank))
+                times.append(time.perf_counter() - t0)
+            rows.append({"rank": rank, "method": "exact", "total_s": float(np.median(times))})
+            for method, make in (
+                ("arls-lev", lambda f: ProductLeverageSampler(f)),
+                ("sts", lambda f: STSSampler(f)),
+            ):
+                sampler = make(factors)
+                generator = np.random.default_rng(0)
+                steps: dict[str, list[float]] = {"sample": [], "system": [], "solve": [], "update": []}
+                for _ in range(args.breakdown_repeats):
+                    spent = dict.fromkeys(steps, 0.0)
+                    for mode in range(X.ndim):
+                        t0 = time.perf_counter()
+                        drawn, probs = sampler.sample(mode, args.samples, generator)
+                        t1 = time.perf_counter()
+                        system = sampled_system(X, factors, mode, drawn, probs)
+                        t2 = time.perf_counter()
+                        solve_normal_equations(system.rhs, system.gram)
+                        t3 = time.perf_counter()
+                        sampler.update(mode, factors[mode])
+                        t4 = time.perf_counter()
+                        spent["sample"] += t1 - t0
+                        spent["system"] += t2 - t1
+                        spent["solve"] += t3 - t2
+                        spent["update"] += t4 - t3
+                    for step, value in spent.items():
+                        steps[step].append(value)
+                row = {"rank": rank, "method": method}
+                row.update({f"{step}_s": float(np.median(values)) for step, values in steps.items()})
+                row["total_s"] = sum(row[f"{step}_s"] for step in steps)
+                row["distinct_rows_last_mode"] = system.distinct_rows
+                rows.append(row)
+        for row in rows[-3:]:
+            print(
+                "breakdown",
+                {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()},
+                flush=True,
+            )
+    return {
+        "tensor": tensor_description(X),
+        "samples": args.samples,
+        "repeats": args.breakdown_repeats,
+        "rows": rows,
+    }
 
 
 def section_sampler(args) -> dict:
@@ -181,79 +276,106 @@ def section_sampler(args) -> dict:
     return json.loads(out.read_text())
 
 
-# the hybrid sampler of these runs drew its random rows by rejection from outside the deterministic set;
-# it was replaced (commit "hybrid sampler: Larsen-Kolda scheme without rejection") before the later runs
-REJECTION_HYBRID_PARTS = {"accuracy-flights_r25_r50", "accuracy-synthetic"}
-REJECTION_LABEL = "arls-lev-hybrid (rejection)"
-
-
 def accuracy_table(parts: dict) -> str:
-    """Runs pooled over the accuracy parts by (tensor, rank, method); gaps relative to exact's mean fit."""
+    """Runs pooled over the accuracy parts by (tensor, rank, method); gaps relative to exact's mean fit.
+
+    "last change" is the largest ``|fit(last) - fit(last - 1)|`` over the seeds (runs that evaluated the fit
+    after every iteration), to show how settled the final fits are.
+    """
     pooled: dict[tuple[str, int, str], list[dict]] = {}
-    for name, data in sorted(parts.items()):
-        if not name.startswith("accuracy"):
-            continue
+    iterations: dict[tuple[str, int, str], set[int]] = {}
+    for _, data in sorted(parts.items()):
         for run in data["runs"]:
-            method = run["method"]
-            if method == "arls-lev-hybrid" and name in REJECTION_HYBRID_PARTS:
-                method = REJECTION_LABEL
-            pooled.setdefault((data["tensor"]["name"], run["rank"], method), []).append(run)
+            key = (data["tensor"]["name"], run["rank"], run["method"])
+            pooled.setdefault(key, []).append(run)
+            iterations.setdefault(key, set()).add(len(run["update_s"]))
     lines = [
-        "| tensor | R | method | seeds | final fit, mean | spread (min-max) | gap to exact | update s/iter (median) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tensor | R | method | seeds | iterations | final fit, mean | spread (min-max) | gap to exact "
+        "| last change (max) | update s/iter (median) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for tensor, rank in sorted({(t, r) for t, r, _ in pooled}):
         exact = [run["fit"] for run in pooled.get((tensor, rank, "exact"), [])]
         exact_mean = float(np.mean(exact)) if exact else float("nan")
-        for method in (*METHODS, REJECTION_LABEL):
+        for method in METHODS:
             chosen = pooled.get((tensor, rank, method))
             if not chosen:
                 continue
             fits = np.array([run["fit"] for run in chosen])
             per_iter = float(np.median(np.concatenate([run["update_s"] for run in chosen])))
             gap = (exact_mean - fits.mean()) / exact_mean * 100
+            changes = [
+                abs(r["fit_history"][-1][1] - r["fit_history"][-2][1])
+                for r in chosen
+                if len(r["fit_history"]) > 1
+            ]
+            change = f"{max(changes):.1e}" if changes else "n/a"
+            counts = "/".join(str(c) for c in sorted(iterations[(tensor, rank, method)]))
             lines.append(
-                f"| {tensor} | {rank} | {method} | {len(chosen)} | {fits.mean():.4f} | "
-                f"{fits.min():.4f}-{fits.max():.4f} | {gap:+.1f}% | {per_iter:.2f} |"
+                f"| {tensor} | {rank} | {method} | {len(chosen)} | {counts} | {fits.mean():.4f} | "
+                f"{fits.min():.4f}-{fits.max():.4f} | {gap:+.1f}% | {change} | {per_iter:.2f} |"
             )
     return "\n".join(lines)
 
 
 def fit_time_table(data: dict) -> str:
     lines = [
-        "| method | final fit | update s/iter (median) | time to 95% of exact's final fit (s) | peak RSS (MiB) |",
-        "|---|---|---|---|---|",
+        "| R | method | iterations | final fit | update s/iter (median) | time to 95% of exact's final fit (s) "
+        "| iterations to 95% | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    exact = next((r for r in data["runs"] if r["method"] == "exact"), None)
     for run in data["runs"]:
         reach = run.get("time_to_95pct_exact_fit_s")
         reach_text = "not reached" if reach is None else f"{reach:.1f}"
+        hit = None
+        if exact is not None:
+            hit = next((int(i) for i, f in run["fit_history"] if f >= 0.95 * exact["fit"]), None)
         lines.append(
-            f"| {run['method']} | {run['fit']:.4f} | {np.median(run['update_s']):.2f} | {reach_text} | "
+            f"| {run['rank']} | {run['method']} | {len(run['update_s'])} | {run['fit']:.4f} | "
+            f"{np.median(run['update_s']):.2f} | {reach_text} | {hit if hit is not None else '-'} | "
             f"{run['peak_rss_mib']:.0f} |"
         )
     return "\n".join(lines)
 
 
-def plot_fit_time(data: dict) -> None:
+def breakdown_table(data: dict) -> str:
+    lines = [
+        "| R | method | sample | system (lookup + sampled MTTKRP + Gram) | solve | update (tree / leverage) "
+        "| total s/iter |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        parts = [row.get(f"{step}_s") for step in ("sample", "system", "solve", "update")]
+        text = ["-" if p is None else f"{p:.3f}" for p in parts]
+        if row["method"] == "exact":
+            text = ["-", "MTTKRP + solve", "", "-"]
+        lines.append(f"| {row['rank']} | {row['method']} | {' | '.join(text)} | {row['total_s']:.3f} |")
+    return "\n".join(lines)
+
+
+def plot_fit_time(panels: list[dict]) -> None:
+    """One panel per rank: fit against cumulative update time, with 95% of exact's final fit marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for run in data["runs"]:
-        elapsed = np.cumsum(run["update_s"])
-        fits = [f for _, f in run["fit_history"]]
-        iterations = [int(i) for i, _ in run["fit_history"]]
-        ax.plot([elapsed[i - 1] for i in iterations], fits, marker="o", label=run["method"])
-    exact = next((r for r in data["runs"] if r["method"] == "exact"), None)
-    if exact is not None:
-        ax.axhline(0.95 * exact["fit"], color="gray", linestyle="--", linewidth=0.8, label="95% of exact")
-    tensor = data["runs"][0]["tensor"]
-    ax.set_xlabel("update time (s, fit evaluations excluded)")
-    ax.set_ylabel("fit")
-    ax.set_title(f"CP-ALS, R = {data['runs'][0]['rank']}, nnz = {tensor['nnz']:.2e}, 2 threads")
-    ax.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    for ax, data in zip(axes[0], panels):
+        for run in data["runs"]:
+            elapsed = np.cumsum(run["update_s"])
+            fits = [f for _, f in run["fit_history"]]
+            iterations = [int(i) for i, _ in run["fit_history"]]
+            ax.plot([elapsed[i - 1] for i in iterations], fits, marker=".", label=run["method"])
+        exact = next((r for r in data["runs"] if r["method"] == "exact"), None)
+        if exact is not None:
+            ax.axhline(0.95 * exact["fit"], color="gray", linestyle="--", linewidth=0.8, label="95% of exact")
+        tensor = data["runs"][0]["tensor"]
+        ax.set_xlabel("update time (s, fit evaluations excluded)")
+        ax.set_ylabel("fit")
+        ax.set_title(f"R = {data['runs'][0]['rank']}, nnz = {tensor['nnz']:.3g}, 2 threads")
+        ax.legend()
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(PLOT, dpi=110)
@@ -265,14 +387,18 @@ def section_report() -> None:
         p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")) if p.stem != "sampler_raw"
     }
     MERGED.write_text(json.dumps(parts, indent=1))
-    print(accuracy_table(parts))
-    fit_time_parts = sorted(name for name in parts if name.startswith("fit-time"))
+    print(accuracy_table({name: data for name, data in parts.items() if name.startswith("accuracy")}))
+    fit_time_parts = sorted(
+        (name for name in parts if name.startswith("fit-time")), key=lambda n: parts[n]["runs"][0]["rank"]
+    )
     for name in fit_time_parts:
         print(f"\n{name}")
         print(fit_time_table(parts[name]))
     if fit_time_parts:
-        longest = max(fit_time_parts, key=lambda name: len(parts[name]["runs"][0]["update_s"]))
-        plot_fit_time(parts[longest])
+        plot_fit_time([parts[name] for name in fit_time_parts])
+    for name in sorted(n for n in parts if n.startswith("breakdown")):
+        print(f"\n{name}")
+        print(breakdown_table(parts[name]))
     for name, data in parts.items():
         print(
             name,
@@ -294,6 +420,7 @@ def main() -> None:
             "accuracy-synthetic",
             "fit-time",
             "fit-time-one",
+            "breakdown",
             "sampler",
             "report",
             "all",
@@ -302,18 +429,24 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, nargs="+", default=[25, 50, 100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--exact-seeds", type=int, default=4, help="how many of --seeds exact ALS runs")
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), help="accuracy sections only")
     parser.add_argument("--samples", type=int, default=2**16)
-    parser.add_argument("--synthetic-shape", type=int, nargs="+", default=[10**6, 5 * 10**5, 2 * 10**5])
-    parser.add_argument("--synthetic-nnz", type=int, default=10**7)
-    parser.add_argument("--fit-time-shape", type=int, nargs="+", default=[2 * 10**6, 10**6, 5 * 10**5])
-    parser.add_argument("--fit-time-nnz", type=int, default=5 * 10**7)
+    parser.add_argument("--synthetic-shape", type=int, nargs="+", default=[2000, 1500, 1000])
+    parser.add_argument(
+        "--synthetic-nnz", type=int, default=11_500_000, help="target; overlaps of the blocks leave ~10.2e6"
+    )
+    parser.add_argument("--fit-time-shape", type=int, nargs="+", default=[4000, 3000, 2000])
+    parser.add_argument(
+        "--fit-time-nnz", type=int, default=58_000_000, help="target; overlaps of the blocks leave ~5.19e7"
+    )
     parser.add_argument("--fit-time-rank", type=int, default=25)
-    parser.add_argument("--fit-time-iters", type=int, default=10)
+    parser.add_argument("--fit-time-iters", type=int, default=30)
     parser.add_argument("--fit-time-methods", nargs="+", default=["exact", "arls-lev", "sts"])
     parser.add_argument("--method", default="exact", help="fit-time-one only")
     parser.add_argument("--tag", default="", help="suffix of the result file name (split runs of a section)")
+    parser.add_argument("--breakdown-ranks", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--breakdown-repeats", type=int, default=3)
     parser.add_argument("--sampler-rows-log2", type=int, default=22)
     parser.add_argument("--sampler-repeats", type=int, default=3)
     args = parser.parse_args()
@@ -337,6 +470,8 @@ def main() -> None:
             data = section_accuracy(args, name)
         elif name == "fit-time":
             data = section_fit_time(args)
+        elif name == "breakdown":
+            data = section_breakdown(args)
         else:
             data = section_sampler(args)
         data["machine"] = machine_info()
