@@ -15,8 +15,8 @@ def read_tns_python(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     values = []
     with opener(path, "rt") as handle:
         for line in handle:
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
+            fields = line.split("#", 1)[0].split()  # a comment: whole line or after the value
+            if not fields:
                 continue
             rows.append([int(f) - 1 for f in fields[:-1]])
             values.append(float(fields[-1]))

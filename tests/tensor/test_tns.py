@@ -70,6 +70,8 @@ def test_comments_blank_lines_tabs_crlf_exponents(tmp_path, small_chunks):
         "1 2 2 .5\n"
         "3 3 2 6.\n"
         "2 2 2 -0\n"
+        "+3 2 +1 4.25 # a trailing comment\n"
+        "2 1 2 -1e1# touching\n"
         "1 1 2 123456789012345678901234567890\n"
         "3 1 1 1e-320"  # no final newline; subnormal (Python fallback)
     )

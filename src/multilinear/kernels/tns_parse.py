@@ -5,9 +5,10 @@ into its own slice of the outputs. A chunk can hold at most ``newlines + 1`` dat
 counts line breaks first (:func:`count_newlines`), reserves that many rows per chunk, parses
 (:func:`parse_chunks`) and compacts the rows (:func:`compact_rows`) when comment or blank lines left gaps.
 
-Grammar of a data line: optional whitespace, ``N`` indices (ASCII digits, 1-based), one value (optional
-sign, digits with an optional decimal point, optional exponent), whitespace between fields, optional
-trailing whitespace (``\\r`` included, so CRLF files parse). Lines whose first non-blank byte is ``#`` and
+Grammar of a data line: optional whitespace, ``N`` indices (ASCII digits, 1-based, an optional ``+``),
+one value (optional sign, digits with an optional decimal point, optional exponent), whitespace between
+fields, optional trailing whitespace (``\\r`` included, so CRLF files parse) and an optional trailing
+``#`` comment. Lines whose first non-blank byte is ``#`` and
 blank lines are skipped. Nothing here raises: problems come back as an error code, the 0-based line number
 inside the chunk, the 1-based field and the byte offset of the line, for the front end to explain.
 
@@ -186,6 +187,8 @@ def parse_range(
             if buffer[p] == _MINUS and p + 1 < stop and _is_digit(buffer[p + 1]):
                 error = ERR_INDEX_BELOW_ONE
                 break
+            if buffer[p] == _PLUS and p + 1 < stop and _is_digit(buffer[p + 1]):
+                p += 1  # an explicit sign: "+3" is index 3
             index = 0
             digits = 0
             while p < stop and _is_digit(buffer[p]):
@@ -277,7 +280,13 @@ def parse_range(
                 if exp_digits == 0:
                     error = ERR_VALUE
                 exponent += -explicit if exp_negative else explicit
-            if error == OK and p < stop and not _is_blank(buffer[p]) and buffer[p] != _NEWLINE:
+            if (
+                error == OK
+                and p < stop
+                and not _is_blank(buffer[p])
+                and buffer[p] != _NEWLINE
+                and buffer[p] != _HASH
+            ):
                 error = ERR_VALUE
             if error == OK:
                 decided = False
@@ -296,9 +305,12 @@ def parse_range(
                         fallback_spans[fallbacks, 0] = token_start
                         fallback_spans[fallbacks, 1] = p
                     fallbacks += 1
-                # ---- nothing else on the line
+                # ---- nothing else on the line but a comment
                 while p < stop and _is_blank(buffer[p]):
                     p += 1
+                if p < stop and buffer[p] == _HASH:
+                    while p < stop and buffer[p] != _NEWLINE:
+                        p += 1
                 if p < stop and buffer[p] != _NEWLINE:
                     error = ERR_FIELD_COUNT
                     field = nmodes + 2

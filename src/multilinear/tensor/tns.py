@@ -1,7 +1,8 @@
 """FROSTT ``.tns`` files: fast parallel reading with a binary cache, and round-trip-exact writing.
 
 Format: one nonzero a line, ``N`` 1-based indices and then the value, separated by spaces or tabs; lines
-whose first non-blank character is ``#`` and blank lines are skipped. Files ending in ``.gz`` (or starting
+whose first non-blank character is ``#`` and blank lines are skipped, as is a ``#`` comment after the value.
+Indices and values may carry an explicit ``+`` sign. Files ending in ``.gz`` (or starting
 with the gzip magic bytes) are decompressed transparently.
 
 Reading parses the raw bytes with a numba kernel (:mod:`multilinear.kernels.tns_parse`) in parallel chunks;
@@ -186,7 +187,7 @@ def _parse_file(
         )
         return empty, False, np.full(len(limits), -1, dtype=np.int64)
     line_number, _, text = first
-    nfields = len(text.split())
+    nfields = len(text.split(b"#", 1)[0].split())  # a trailing comment is not a field
     if nfields < 2:
         raise ValueError(
             f"{source}, line {line_number}: expected at least 2 fields (indices then a value), "
