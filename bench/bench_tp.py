@@ -215,6 +215,16 @@ def spawn(args: list[str], env: dict | None = None, timeout: float = 900) -> dic
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def add_compile_times(report: dict, problems: list[str], compile_problems: list[str]) -> None:
+    """Load time (the shared disk cache is warm) and compile time (empty caches), each in a fresh process."""
+    print("compile/load times ...", flush=True)
+    report["load_s"] = spawn(["--child-compile", ",".join(problems)])
+    if compile_problems:
+        with tempfile.TemporaryDirectory() as empty:
+            env = {**os.environ, "NUMBA_CACHE_DIR": f"{empty}/numba", "MULTILINEAR_CACHE_DIR": f"{empty}/ml"}
+            report["compile_s"] = spawn(["--child-compile", ",".join(compile_problems)], env=env)
+
+
 # ------------------------------------------------------------------------------------ main: timing
 def time_problem(name: str, batch: int, repeats: int, operations=OPERATIONS) -> dict:
     import numpy as np
@@ -311,6 +321,11 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--docs-from", metavar="JSON", help="rewrite the docs from a saved result file only")
     parser.add_argument(
+        "--extras-into",
+        metavar="JSON",
+        help="add peak memory, load and compile times to a saved timing run (e.g. one made with --no-memory)",
+    )
+    parser.add_argument(
         "--child-memory", nargs=3, metavar=("PROBLEM", "LIBRARY", "BATCH"), help=argparse.SUPPRESS
     )
     parser.add_argument("--child-compile", metavar="PROBLEMS", help=argparse.SUPPRESS)
@@ -322,6 +337,23 @@ def main() -> None:
         return
     if args.child_compile:
         print(json.dumps(child_compile(args.child_compile.split(","))))
+        return
+    if args.extras_into:
+        # memory, load and compile time for the problems of a saved (e.g. --no-memory) timing run: these
+        # figures do not depend on the load of the machine, the timings do
+        path = Path(args.extras_into)
+        report = json.loads(path.read_text())
+        names = list(report["problems"])
+        for name in names:
+            print(f"memory: {name}", flush=True)
+            report["problems"][name]["memory"] = {
+                lib: spawn(["--child-memory", name, lib, str(report["problems"][name]["batch"])])
+                for lib in ("ours", "e3nn")
+            }
+        add_compile_times(report, names, [p for p in args.compile_problems.split(",") if p])
+        path.write_text(json.dumps(report, indent=1))
+        print_table(report)
+        print(f"wrote {path}")
         return
     if args.docs_from:
         report = json.loads(Path(args.docs_from).read_text())
@@ -359,13 +391,7 @@ def main() -> None:
                 lib: spawn(["--child-memory", name, lib, str(args.batch)]) for lib in ("ours", "e3nn")
             }
         report["problems"][name] = entry
-    # load time (the shared disk cache is warm now) and compile time (empty caches), each in a fresh process
-    print("compile/load times ...", flush=True)
-    report["load_s"] = spawn(["--child-compile", ",".join(problems)])
-    if compile_problems:
-        with tempfile.TemporaryDirectory() as empty:
-            env = {**os.environ, "NUMBA_CACHE_DIR": f"{empty}/numba", "MULTILINEAR_CACHE_DIR": f"{empty}/ml"}
-            report["compile_s"] = spawn(["--child-compile", ",".join(compile_problems)], env=env)
+    add_compile_times(report, problems, compile_problems)
     report["load_average_end"] = os.getloadavg()
     report["wall_s"] = time.time() - started
 
