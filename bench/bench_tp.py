@@ -358,7 +358,7 @@ def main() -> None:
     if args.docs_from:
         report = json.loads(Path(args.docs_from).read_text())
         print_table(report)
-        write_docs(report)
+        write_docs(report, Path(args.docs_from))
         return
 
     problems = args.problems.split(",")
@@ -401,7 +401,7 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
     if not args.no_docs:
-        write_docs(report)
+        write_docs(report, out)
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -435,7 +435,12 @@ def print_table(report: dict) -> None:
         )
 
 
-def write_docs(report: dict) -> None:
+def _relative(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def write_docs(report: dict, source: Path) -> None:
     docs = ROOT / "docs"
     (docs / "benchmarks").mkdir(parents=True, exist_ok=True)
     chart = docs / "tp_speedup.png"
@@ -453,6 +458,7 @@ def write_docs(report: dict) -> None:
         f"{', '.join(f'{v:.2f}' for v in report['load_average_end'])} (a shared machine: compare ratios, "
         "which are measured in the same process, interleaved).",
         "",
+        *([report["conditions"], ""] if report.get("conditions") else []),
         f"Median of {report['repeats']} runs each. e3nn is measured warm (after warm-up calls; its faster "
         "state); its cold time (first full-size call in a fresh process) is in the last column. Memory is "
         "the peak resident memory an operation adds above its inputs, outputs included, in a fresh process "
@@ -513,11 +519,23 @@ def write_docs(report: dict) -> None:
         "the pool keeps at most 1 GiB of freed buffers. With it the module's forward costs what the kernel "
         "costs (58-100 ms in the same measurement). e3nn runs on torch's default allocator.",
         "",
+        "## Streaming stores",
+        "",
+        "On these problems the output is most of the memory traffic (MACE-large: 364 of 497 MB in the "
+        "forward). Written with ordinary stores, every output cache line is first read from memory "
+        "(write-allocate), and e3nn's interleaved layout writes each row piecewise, out of order. The "
+        "generated kernels therefore build each large output row (z; grad x and grad w; the double "
+        "backward's x, w and grad-z outputs) in a scratch row and copy it out with aligned non-temporal "
+        "vector stores (`multilinear/kernels/_stream.py`) when the outputs exceed 8 MiB. Old vs new "
+        "kernels, same process, batch 10,000, 2 threads, load 2-3: forward NequIP water 4.67 -> 1.78 ms, "
+        "aspirin 7.31 -> 5.12 ms, lips 14.45 -> 10.45 ms; the backward and double backward, whose inputs "
+        "dominate their traffic, changed within noise. Results are bitwise equal either way.",
+        "",
         "## Method",
         "",
         (__doc__ or "").split("\n\n", 1)[1].split("Usage:")[0].strip(),
         "",
-        "Raw numbers (every repeat): `bench/results/tp.json`.",
+        f"Raw numbers (every repeat): `{_relative(source)}`.",
         "",
     ]
     (docs / "benchmarks" / "tp.md").write_text("\n".join(lines))
