@@ -106,15 +106,10 @@ def test_double_backward_matches_reference(case, present, method):
         assert_close_rel(ours, expected, "tp_double_backward", spec.dtype)
 
 
-def test_streamed_outputs_match_reference(case, monkeypatch):
-    """Outputs written with non-temporal stores (forced for a small batch) are the same values."""
-    import multilinear.kernels.tensor_product as tensor_product
-
-    monkeypatch.setattr(tensor_product, "STREAM_MIN_BYTES", 0)
-    spec, kernels = case
-    batch = 33
-    x, y, w, g = _inputs(spec, batch, seed=300)
-    assert tensor_product.streams(g)
+def _assert_every_op_matches_reference(spec: TPKernelSpec, kernels: TPKernels, batch: int, seed: int) -> None:
+    """Forward, backward and double backward (all three ``gg``) of one batch against the oracle."""
+    x, y, w, g = _inputs(spec, batch, seed=seed)
+    gg = _inputs(spec, batch, seed=seed + 1)[:3]
     z = _garbage_like(g)
     kernels.forward(x, y, w, z)
     assert_close_rel(z, reference_forward(spec, x, y, w), "tp_forward", spec.dtype)
@@ -122,11 +117,20 @@ def test_streamed_outputs_match_reference(case, monkeypatch):
     kernels.backward(x, y, w, g, *grads)
     for ours, expected in zip(grads, reference_backward(spec, x, y, w, g)):
         assert_close_rel(ours, expected, "tp_backward", spec.dtype)
-    gg = _inputs(spec, batch, seed=301)[:3]
     outs = [_garbage_like(a) for a in (x, y, w, g)]
     kernels.double_backward(x, y, w, g, *gg, *outs)
     for ours, expected in zip(outs, reference_double_backward(spec, x, y, w, g, *gg)):
         assert_close_rel(ours, expected, "tp_double_backward", spec.dtype)
+
+
+def test_streamed_outputs_match_reference(case, monkeypatch):
+    """Outputs written with non-temporal stores (forced for a small batch) are the same values."""
+    import multilinear.kernels.tensor_product as tensor_product
+
+    monkeypatch.setattr(tensor_product, "STREAM_MIN_BYTES", 0)
+    spec, kernels = case
+    assert tensor_product.streams(np.empty((33, spec.dim_out), dtype=spec.dtype))
+    _assert_every_op_matches_reference(spec, kernels, 33, seed=300)
 
 
 def test_kernels_are_memoised_per_spec_key(case):
@@ -222,16 +226,4 @@ def test_split_over_threads_matches_reference(name, monkeypatch):
     monkeypatch.setattr(tensor_product, "_MIN_ROWS_PER_CHUNK", 2)
     monkeypatch.setattr(tensor_product.numba, "get_num_threads", lambda: 3)
     assert len(tensor_product.row_chunks(33)) == 12
-    x, y, w, g = _inputs(spec, 33, seed=7)
-    gg = _inputs(spec, 33, seed=8)[:3]
-    z = _garbage_like(g)
-    kernels.forward(x, y, w, z)
-    assert_close_rel(z, reference_forward(spec, x, y, w), "tp_forward", spec.dtype)
-    grads = [_garbage_like(a) for a in (x, y, w)]
-    kernels.backward(x, y, w, g, *grads)
-    for ours, expected in zip(grads, reference_backward(spec, x, y, w, g)):
-        assert_close_rel(ours, expected, "tp_backward", spec.dtype)
-    outs = [_garbage_like(a) for a in (x, y, w, g)]
-    kernels.double_backward(x, y, w, g, *gg, *outs)
-    for ours, expected in zip(outs, reference_double_backward(spec, x, y, w, g, *gg)):
-        assert_close_rel(ours, expected, "tp_double_backward", spec.dtype)
+    _assert_every_op_matches_reference(spec, kernels, 33, seed=7)

@@ -163,27 +163,28 @@ class TPKernels:
 
     def _backward_rows(self, x, y, w, g, gx, gy, gw, include_weightless: bool) -> None:
         kernel = self.module.backward
-        batch = x.shape[0]
         stream = streams(gx, gw)
+        self._run_rows(
+            x.shape[0],
+            gw,
+            lambda start, stop, gw_rows: kernel(
+                x, y, w, g, gx, gy, gw_rows, start, stop, include_weightless, stream
+            ),
+        )
+
+    def _run_rows(self, batch: int, grad_w: np.ndarray, rows: Callable[[int, int, np.ndarray], None]) -> None:
+        """``rows(start, stop, grad_w_target)`` over the row chunks, in parallel.
+
+        Per-sample weights: every chunk writes its own rows of ``grad_w``. Shared weights: every chunk adds
+        to a partial sum of its own (race-free), and the partial sums are reduced into ``grad_w`` after.
+        """
         if not self.spec.shared_weights:
-            run_row_chunks(
-                batch,
-                lambda start, stop, _: kernel(
-                    x, y, w, g, gx, gy, gw, start, stop, include_weightless, stream
-                ),
-            )
+            run_row_chunks(batch, lambda start, stop, _: rows(start, stop, grad_w))
             return
-        # Shared weights: one partial sum of grad w per chunk (race-free), reduced after.
         chunks = row_chunks(batch)
         partial = np.zeros((max(1, len(chunks)), self.spec.weight_numel), dtype=self.dtype)
-        run_row_chunks(
-            batch,
-            lambda start, stop, n: kernel(
-                x, y, w, g, gx, gy, partial[n], start, stop, include_weightless, stream
-            ),
-            chunks,
-        )
-        np.sum(partial, axis=0, out=gw)
+        run_row_chunks(batch, lambda start, stop, n: rows(start, stop, partial[n]), chunks)
+        np.sum(partial, axis=0, out=grad_w)
 
     # ------------------------------------------------------------------------------------------ ops
     def forward(self, x, y, w, out) -> None:
@@ -248,32 +249,10 @@ class TPKernels:
         gg_w = self._zeros("w", w.shape) if gg_w is None else gg_w
         kernel = self.module.double_backward
         stream = streams(out_x, out_w, out_grad_out)
-        if not self.spec.shared_weights:
-            run_row_chunks(
-                batch,
-                lambda start, stop, _: kernel(
-                    x,
-                    y,
-                    w,
-                    grad_out,
-                    gg_x,
-                    gg_y,
-                    gg_w,
-                    out_x,
-                    out_y,
-                    out_w,
-                    out_grad_out,
-                    start,
-                    stop,
-                    stream,
-                ),
-            )
-            return
-        chunks = row_chunks(batch)
-        partial = np.zeros((max(1, len(chunks)), self.spec.weight_numel), dtype=self.dtype)
-        run_row_chunks(
+        self._run_rows(
             batch,
-            lambda start, stop, n: kernel(
+            out_w,
+            lambda start, stop, out_w_rows: kernel(
                 x,
                 y,
                 w,
@@ -283,15 +262,13 @@ class TPKernels:
                 gg_w,
                 out_x,
                 out_y,
-                partial[n],
+                out_w_rows,
                 out_grad_out,
                 start,
                 stop,
                 stream,
             ),
-            chunks,
         )
-        np.sum(partial, axis=0, out=out_w)
 
     def double_backward_composed(
         self, x, y, w, grad_out, gg_x, gg_y, gg_w, out_x, out_y, out_w, out_grad_out
