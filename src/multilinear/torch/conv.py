@@ -10,8 +10,7 @@ import torch
 from torch import Tensor
 
 from multilinear.torch import _conv_ops  # noqa: F401  (registers the multilinear::tp_conv_* ops)
-from multilinear.torch._registry import register_kernels
-from multilinear.torch.tensor_product import torch_dtype_of
+from multilinear.torch._module import ProblemModule
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +110,7 @@ def prepare_graph(receivers: Tensor, senders: Tensor, num_nodes: int) -> Prepare
     )
 
 
-class TensorProductConv(torch.nn.Module):
+class TensorProductConv(ProblemModule):
     """Fused tensor product + graph convolution, with autograd to second order.
 
     ``out[r] = sum over edges e with receivers[e] == r of TP(x[senders[e]], y[e], W[e])``, where TP is the
@@ -140,36 +139,16 @@ class TensorProductConv(torch.nn.Module):
     """
 
     def __init__(self, problem: Any, deterministic: bool = True) -> None:
-        super().__init__()
         from multilinear.kernels.tp_conv import get_tp_conv_kernels
 
         if not isinstance(deterministic, bool):
             raise TypeError(f"deterministic must be a bool, got {type(deterministic).__name__}")
-        self.problem = problem
+        super().__init__(problem, get_tp_conv_kernels)
         self.deterministic = deterministic
-        self.irreps_in1 = problem.irreps_in1
-        self.irreps_in2 = problem.irreps_in2
-        self.irreps_out = problem.irreps_out
-        self.weight_numel = int(problem.weight_numel)
-        self.shared_weights = bool(problem.shared_weights)
-        self.internal_weights = bool(problem.internal_weights)
-        self.dtype = torch_dtype_of(problem.irrep_dtype)
-        self.spec = problem.kernel_spec(problem.irrep_dtype)
-        self._handle = register_kernels(get_tp_conv_kernels(self.spec))
         self._last_graph: PreparedGraph | None = None
-        if self.internal_weights and self.weight_numel > 0:
-            self.weight = torch.nn.Parameter(torch.randn(self.weight_numel, dtype=self.dtype))
-        else:
-            self.register_buffer("weight", torch.empty(0, dtype=self.dtype))
 
     def extra_repr(self) -> str:
-        weights = "shared" if self.shared_weights else "per-edge"
-        if self.internal_weights:
-            weights = "internal"
-        return (
-            f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "
-            f"weight_numel={self.weight_numel} ({weights}), dtype={str(self.dtype).replace('torch.', '')}"
-        )
+        return self._describe("per-edge", paths=False)
 
     @staticmethod
     def prepare_graph(receivers: Tensor, senders: Tensor, num_nodes: int) -> PreparedGraph:
@@ -251,16 +230,7 @@ class TensorProductConv(torch.nn.Module):
         return prepared
 
     def _check_features(self, tensor: Any, name: str, width: int) -> None:
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-        if tensor.device.type != "cpu":
-            raise ValueError(
-                f"{name} must be on the CPU (multilinear.torch has CPU kernels only), got {tensor.device}"
-            )
-        if tensor.dtype != self.dtype:
-            raise TypeError(
-                f"{name} must have dtype {self.dtype} (the problem's irrep_dtype), got {tensor.dtype}"
-            )
+        self._check_cpu_tensor(tensor, name)
         if tensor.ndim != 2 or tensor.shape[1] != width:
             raise ValueError(f"{name} must have shape (rows, {width}), got {tuple(tensor.shape)}")
 
@@ -275,12 +245,7 @@ class TensorProductConv(torch.nn.Module):
                 )
             kind = f"({n},)" if self.shared_weights else f"(E, {n})"
             raise ValueError(f"weights of shape {kind} must be given: this problem has no internal weights")
-        if not isinstance(weight, Tensor):
-            raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
-        if weight.device.type != "cpu":
-            raise ValueError(f"weight must be on the CPU, got {weight.device}")
-        if weight.dtype != self.dtype:
-            raise TypeError(f"weight must have dtype {self.dtype}, got {weight.dtype}")
+        self._check_cpu_tensor(weight, "weight")
         expected = (n,) if self.shared_weights else (num_edges, n)
         if tuple(weight.shape) != expected:
             kind = "shared" if self.shared_weights else "per-edge"

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from multilinear.torch import _ops  # noqa: F401  (registers the multilinear:: custom ops)
-from multilinear.torch._registry import register_kernels
+from multilinear.torch._module import ProblemModule, torch_dtype_of
 
-_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-
-
-def torch_dtype_of(irrep_dtype: Any) -> torch.dtype:
-    """The torch dtype for a problem's ``irrep_dtype`` (numpy float32 or float64)."""
-    try:
-        return _TORCH_DTYPES[np.dtype(irrep_dtype)]
-    except (KeyError, TypeError):
-        raise TypeError(f"irrep_dtype must be float32 or float64, got {irrep_dtype!r}") from None
-
+__all__ = ["TensorProduct", "output_mask", "torch_dtype_of"]
 
 # Submodules of e3nn's TensorProduct whose buffers are its Clebsch-Gordan constants.
 _E3NN_CONSTANT_MODULES = ("_compiled_main_left_right.", "_compiled_main_right.")
@@ -42,7 +32,7 @@ def output_mask(problem: Any) -> Tensor:
     return torch.cat(parts) if parts else torch.ones(0)
 
 
-class TensorProduct(torch.nn.Module):
+class TensorProduct(ProblemModule):
     """The Clebsch-Gordan tensor product of a ``TPProblem``, with autograd to second order.
 
     Same values, weight layout and broadcasting as ``e3nn.o3.TensorProduct`` built from the same irreps,
@@ -80,27 +70,12 @@ class TensorProduct(torch.nn.Module):
     """
 
     def __init__(self, problem: Any) -> None:
-        super().__init__()
         from multilinear.kernels.tensor_product import get_tp_kernels
 
-        self.problem = problem
-        self.irreps_in1 = problem.irreps_in1
-        self.irreps_in2 = problem.irreps_in2
-        self.irreps_out = problem.irreps_out
-        self.instructions = problem.instructions
-        self.weight_numel = int(problem.weight_numel)
-        self.shared_weights = bool(problem.shared_weights)
-        self.internal_weights = bool(problem.internal_weights)
-        self.dtype = torch_dtype_of(problem.irrep_dtype)
-        self.spec = problem.kernel_spec(problem.irrep_dtype)
+        super().__init__(problem, get_tp_kernels)
         self._dim_in1 = self.spec.dim_in1
         self._dim_in2 = self.spec.dim_in2
         self._dim_out = self.spec.dim_out
-        self._handle = register_kernels(get_tp_kernels(self.spec))
-        if self.internal_weights and self.weight_numel > 0:
-            self.weight = torch.nn.Parameter(torch.randn(self.weight_numel, dtype=self.dtype))
-        else:
-            self.register_buffer("weight", torch.empty(0, dtype=self.dtype))
         self.register_buffer("output_mask", output_mask(problem))
 
     def _load_from_state_dict(
@@ -115,14 +90,7 @@ class TensorProduct(torch.nn.Module):
         unexpected_keys[:] = [key for key in unexpected_keys if not key.startswith(e3nn_constants)]
 
     def extra_repr(self) -> str:
-        weights = "shared" if self.shared_weights else "per-sample"
-        if self.internal_weights:
-            weights = "internal"
-        return (
-            f"{self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "
-            f"{len(self.spec.paths)} paths, weight_numel={self.weight_numel} ({weights}), "
-            f"dtype={str(self.dtype).replace('torch.', '')}"
-        )
+        return self._describe("per-sample", paths=True)
 
     def forward(self, x: Tensor, y: Tensor, weight: Tensor | None = None) -> Tensor:
         """Evaluate ``z = W · CG · (x ⊗ y)``.
@@ -167,16 +135,7 @@ class TensorProduct(torch.nn.Module):
     # ----------------------------------------------------------------------------------- validation
 
     def _check_tensor(self, tensor: Any, name: str, width: int) -> None:
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
-        if tensor.device.type != "cpu":
-            raise ValueError(
-                f"{name} must be on the CPU (multilinear.torch has CPU kernels only), got {tensor.device}"
-            )
-        if tensor.dtype != self.dtype:
-            raise TypeError(
-                f"{name} must have dtype {self.dtype} (the problem's irrep_dtype), got {tensor.dtype}"
-            )
+        self._check_cpu_tensor(tensor, name)
         if tensor.ndim < 1 or tensor.shape[-1] != width:
             raise ValueError(f"{name} must have shape (..., {width}), got {tuple(tensor.shape)}")
 
