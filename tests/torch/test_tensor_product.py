@@ -252,6 +252,25 @@ def test_state_dict_moves_between_e3nn_and_ours_strictly(name):
         module.load_state_dict({**ours, "bogus": torch.zeros(1)}, strict=True)
 
 
+@pytest.mark.parametrize("internal", [True, False])
+def test_from_e3nn_builds_the_same_module_with_its_weights(internal):
+    from e3nn import o3
+
+    torch.manual_seed(3)
+    twin = o3.TensorProduct(
+        "3x0e+2x1o", "1x0e+1x1o", "3x0e+2x1o+2x1e",
+        [(0, 0, 0, "uvu", True), (1, 1, 0, "uvw", True), (1, 0, 1, "uvu", True), (1, 1, 2, "uvu", False)],
+        shared_weights=internal, internal_weights=internal,
+    )  # fmt: skip
+    module = TensorProduct.from_e3nn(twin)
+    assert module.dtype == torch.float32 and module.weight_numel == twin.weight_numel
+    inputs = random_inputs(module.problem, batch=5, seed=4)
+    args = (inputs["x"], inputs["y"]) if internal else (inputs["x"], inputs["y"], inputs["weight"])
+    assert_close_rel(module(*args).detach().numpy(), twin(*args).detach().numpy(), "tp_forward", "float32")
+    if internal:
+        torch.testing.assert_close(module.weight, twin.weight, rtol=0, atol=0)
+
+
 def test_output_mask_marks_only_outputs_some_path_writes():
     problem = TPProblem(
         "2x0e+1x1o", "1x0e", "2x0e+1x1o+3x2e", [(0, 0, 0, "uvu", True), (1, 0, 1, "uvu", True, 0.0)]

@@ -78,6 +78,32 @@ class TensorProduct(ProblemModule):
         self._dim_out = self.spec.dim_out
         self.register_buffer("output_mask", output_mask(problem))
 
+    @classmethod
+    def from_e3nn(cls, e3nn_module: Any, *, irrep_dtype: Any = None) -> TensorProduct:
+        """The module equivalent to an existing ``e3nn.o3.TensorProduct``, its state (weights) copied.
+
+        Parameters
+        ----------
+        e3nn_module : e3nn.o3.TensorProduct
+        irrep_dtype : numpy float32 or float64, optional
+            Default: the dtype of the e3nn module's ``output_mask`` (torch's default dtype when e3nn
+            built it).
+
+        Returns
+        -------
+        TensorProduct
+            Same irreps, instructions, coefficients (via
+            :func:`multilinear.equivariant.problem_from_e3nn`), weight layout and internal weights.
+        """
+        from multilinear.equivariant import problem_from_e3nn
+
+        if irrep_dtype is None:
+            mask = getattr(e3nn_module, "output_mask", None)
+            irrep_dtype = str(mask.dtype).replace("torch.", "") if isinstance(mask, Tensor) else "float32"
+        module = cls(problem_from_e3nn(e3nn_module, irrep_dtype=irrep_dtype))
+        module.load_state_dict(e3nn_module.state_dict(), strict=True)
+        return module
+
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ) -> None:
