@@ -65,6 +65,23 @@ def test_pool_keeps_at_most_its_cap(monkeypatch):
     assert pooled_bytes() <= 5 << 20
 
 
+def test_a_buffer_larger_than_the_cap_is_kept_and_reused(monkeypatch):
+    """One output above the cap stays pooled (alone), so the next call of that size reuses it."""
+    monkeypatch.setattr(_buffers, "MAX_POOLED_BYTES", 5 << 20)
+    release_pooled()
+    small = empty_output((1 << 20,), torch.float32)  # 4 MiB, returned first: the oldest
+    del small
+    gc.collect()
+    big = empty_output((3 << 20,), torch.float32)  # 12 MiB > cap
+    address = big.data_ptr()
+    del big
+    gc.collect()
+    assert pooled_bytes() == 12 << 20  # the older 4 MiB buffer went; the big one stayed
+    again = empty_output((3 << 20,), torch.float32)
+    assert again.data_ptr() == address
+    del again
+
+
 def test_ops_through_the_pool_give_the_same_numbers(monkeypatch):
     """With every output pooled, results are right and an output still held is never overwritten."""
     problem = zoo.get("small-mixed", irrep_dtype=np.float64)

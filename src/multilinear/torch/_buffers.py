@@ -9,11 +9,15 @@ So large outputs are numpy arrays viewed by ``torch.from_numpy``: a pool hands o
 ``weakref.finalize`` on the view returns the buffer to the pool when the view dies, which happens only when
 torch frees the last storage that uses it (every tensor, view and ``.numpy()`` array made from the output).
 A buffer is therefore never reused while anything can still read it. The pool keeps at most
-``MAX_POOLED_BYTES`` of freed buffers (the oldest are dropped beyond that); small outputs bypass it.
+``MAX_POOLED_BYTES`` of freed buffers (1 GiB or an eighth of physical memory, whichever is more; the
+oldest are dropped beyond that), or the most recently freed buffer alone if that is larger; small outputs
+bypass it. Kept buffers are memory the process holds between calls (``release_pooled()`` hands them
+back); a call that reuses one allocates nothing.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -22,7 +26,18 @@ import numpy as np
 import torch
 
 MIN_POOLED_BYTES = 1 << 22  # 4 MiB: smaller outputs come from torch.empty
-MAX_POOLED_BYTES = 1 << 30  # freed buffers kept for reuse, in total
+
+
+def _default_cap() -> int:
+    """1 GiB, or an eighth of physical memory if that is more (large batches reuse GB-sized outputs)."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        physical = 0
+    return max(1 << 30, physical // 8)
+
+
+MAX_POOLED_BYTES = _default_cap()  # freed buffers kept for reuse, in total
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _lock = threading.RLock()  # RLock: a finalizer may run while this thread holds the lock
@@ -36,9 +51,12 @@ def _give_back(raw: np.ndarray) -> None:
         _free.setdefault(raw.nbytes, []).append(raw)
         _free.move_to_end(raw.nbytes)
         _free_bytes += raw.nbytes
-        while _free_bytes > MAX_POOLED_BYTES and _free:
+        # Beyond the cap the oldest go first, but the buffer just returned always stays: a single output
+        # larger than the cap (MACE-large at batch 50,000: 1.8 GB) is then reused by the next call instead
+        # of faulting in fresh pages every time (measured 639 -> ... ms for that forward).
+        while _free_bytes > MAX_POOLED_BYTES and _free_bytes > raw.nbytes:
             nbytes, buffers = next(iter(_free.items()))
-            buffers.pop()
+            buffers.pop(0)
             _free_bytes -= nbytes
             if not buffers:
                 del _free[nbytes]
