@@ -32,7 +32,7 @@ The backward computes three gradients of that size, so fwd+bwd counts 4 F; the d
 forward and three backward products, so fwd+dbl counts F + 3 F + 9 F = 13 F.
 
 Usage: python bench/bench_tp.py [--quick] [--batch 10000] [--problems mace-large,...] [--repeats 5]
-Writes bench/results/tp.json, docs/benchmarks/tp.md and docs/tp_speedup.png.
+Writes bench/results/tp.json, docs/benchmarks/tp.md and docs/tp_speedup.png (--out, --docs-name).
 """
 
 from __future__ import annotations
@@ -321,6 +321,9 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true")
     parser.add_argument("--docs-from", metavar="JSON", help="rewrite the docs from a saved result file only")
     parser.add_argument(
+        "--docs-name", default="tp", help="docs/benchmarks/NAME.md and docs/NAME_speedup.png (default tp)"
+    )
+    parser.add_argument(
         "--extras-into",
         metavar="JSON",
         help="add peak memory, load and compile times to a saved timing run (e.g. one made with --no-memory)",
@@ -358,7 +361,7 @@ def main() -> None:
     if args.docs_from:
         report = json.loads(Path(args.docs_from).read_text())
         print_table(report)
-        write_docs(report, Path(args.docs_from))
+        write_docs(report, Path(args.docs_from), args.docs_name)
         return
 
     problems = args.problems.split(",")
@@ -401,7 +404,7 @@ def main() -> None:
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
     if not args.no_docs:
-        write_docs(report, out)
+        write_docs(report, out, args.docs_name)
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -440,10 +443,10 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def write_docs(report: dict, source: Path) -> None:
+def write_docs(report: dict, source: Path, docs_name: str = "tp") -> None:
     docs = ROOT / "docs"
     (docs / "benchmarks").mkdir(parents=True, exist_ok=True)
-    chart = docs / "tp_speedup.png"
+    chart = docs / f"{docs_name}_speedup.png"
     plot(report, chart)
     machine = report["machine"]
     batch = next(iter(report["problems"].values()))["batch"]
@@ -487,7 +490,7 @@ def write_docs(report: dict, source: Path) -> None:
             f"| {name} | {operation} | {op['ours_ms']:.1f} | {op['e3nn_ms']:.1f} | **{op['ratio']:.1f}** | "
             f"{met} | {floor} | {op['ours_gflops']:.1f} | {op['e3nn_gflops']:.1f} | {memory} |"
         )
-    lines += ["", "![speedup over e3nn](../tp_speedup.png)", ""]
+    lines += ["", f"![speedup over e3nn](../{chart.name})", ""]
     lines += ["## Compile and load time (ours)", ""]
     lines += [
         "First call of each operation on a tiny batch minus a second call. *compile*: empty numba and "
@@ -538,8 +541,8 @@ def write_docs(report: dict, source: Path) -> None:
         f"Raw numbers (every repeat): `{_relative(source)}`.",
         "",
     ]
-    (docs / "benchmarks" / "tp.md").write_text("\n".join(lines))
-    print(f"wrote {docs / 'benchmarks' / 'tp.md'} and {chart}")
+    (docs / "benchmarks" / f"{docs_name}.md").write_text("\n".join(lines))
+    print(f"wrote {docs / 'benchmarks' / f'{docs_name}.md'} and {chart}")
 
 
 def plot(report: dict, path: Path) -> None:
