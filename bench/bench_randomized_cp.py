@@ -424,7 +424,8 @@ def section_report() -> None:
         print(f"\n{name}")
         print(fit_time_table(parts[name]))
     if fit_time_parts:
-        plot_fit_time([parts[name] for name in fit_time_parts])
+        latest = {parts[name]["runs"][0]["rank"]: name for name in sorted(fit_time_parts)}  # a rerun wins
+        plot_fit_time([parts[latest[rank]] for rank in sorted(latest)])
     for name in sorted(n for n in parts if n.startswith("breakdown")):
         print(f"\n{name}")
         print(breakdown_table(parts[name]))
