@@ -333,7 +333,7 @@ def accuracy_table(parts: dict) -> str:
             counts = "/".join(str(c) for c in sorted(iterations[(tensor, rank, method)]))
             lines.append(
                 f"| {tensor} | {rank} | {method} | {len(chosen)} | {counts} | {fits.mean():.4f} | "
-                f"{fits.min():.4f}-{fits.max():.4f} | {gap:+.1f}% | {change} | {per_iter:.2f} |"
+                f"{fits.min():.4f}-{fits.max():.4f} | {gap:+.2f}% | {change} | {per_iter:.2f} |"
             )
     return "\n".join(lines)
 
