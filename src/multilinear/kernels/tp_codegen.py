@@ -619,6 +619,11 @@ def generate_module_source(spec: TPKernelSpec) -> str:
     def scratch(name: str, width: int) -> str:
         return f"    {name} = np.empty({max(1, width)}, dtype=dt)"
 
+    def staging(name: str, width: int) -> str:
+        # NaN-filled: a column the body neither writes nor zeroes would come out as NaN, which the tests
+        # (outputs compared with the oracle) cannot miss
+        return f"    {name} = np.full({max(1, width)}, np.nan, dtype=dt)"
+
     consts_f, body_f = Constants(), Lines()
     # x_scratch: -20% forward compute on MACE-large (x de-interleaved once, not once per output segment)
     acc_f = RowAccess(w=acc.w, grad_w=acc.grad_w, z="zs[{}]", x_scratch="xt[{}]")
@@ -629,7 +634,7 @@ def generate_module_source(spec: TPKernelSpec) -> str:
         *prologue,
         *(INDENT + line for line in consts_f.declarations()),
         scratch("xt", spec.dim_in1),
-        scratch("zs", spec.dim_out),
+        staging("zs", spec.dim_out),
         "    for b in range(start, stop):",
         *_zero_scratch_lines("zs", zero_z, 2),
         *body_f.lines,
@@ -650,8 +655,8 @@ def generate_module_source(spec: TPKernelSpec) -> str:
         *prologue,
         *(INDENT + line for line in consts_b.declarations()),
         scratch("gxt", spec.dim_in1),
-        scratch("gxs", spec.dim_in1),
-        scratch("gws", 0 if shared else spec.weight_numel),
+        staging("gxs", spec.dim_in1),
+        staging("gws", 0 if shared else spec.weight_numel),
         "    for b in range(start, stop):",
         *_zero_scratch_lines("gxs", zero["x"], 2),
         *_zero_lines("gy", zero["y"], 2),
@@ -681,9 +686,9 @@ def generate_module_source(spec: TPKernelSpec) -> str:
         "    unit = dt(1.0)",
         *(INDENT + line for line in consts_d.declarations()),
         scratch("oxt", spec.dim_in1),
-        scratch("oxs", spec.dim_in1),
-        scratch("ogs", spec.dim_out),
-        scratch("ows", 0 if shared else spec.weight_numel),
+        staging("oxs", spec.dim_in1),
+        staging("ogs", spec.dim_out),
+        staging("ows", 0 if shared else spec.weight_numel),
         "    for b in range(start, stop):",
         *_zero_scratch_lines("ogs", zero["z"], 2),
         *_zero_scratch_lines("oxs", zero["x"], 2),
