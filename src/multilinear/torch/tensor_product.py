@@ -19,8 +19,8 @@ _E3NN_CONSTANT_MODULES = ("_compiled_main_left_right.", "_compiled_main_right.")
 def output_mask(problem: Any) -> Tensor:
     """e3nn's ``output_mask`` buffer: 1 on the output irreps some nonzero path writes, 0 elsewhere.
 
-    Same values, shape ``(irreps_out.dim,)`` and dtype (torch's default) as e3nn's, so a ``state_dict``
-    moves between the two modules with ``strict=True``.
+    Same values, shape ``(irreps_out.dim,)`` and dtype (torch's default) as e3nn's, so e3nn's
+    ``state_dict`` loads into :class:`TensorProduct` with ``strict=True``.
     """
     parts = []
     for i_out, (mul, irrep) in enumerate(problem.irreps_out):
