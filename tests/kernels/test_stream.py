@@ -33,6 +33,8 @@ def test_stream_row_copies_every_width_and_alignment(dtype):
             assert np.isnan(base[:offset]).all() and np.isnan(base[offset + 9 * width :]).all()
 
 
-def test_stream_row_rejects_mismatched_dtypes():
+def test_stream_row_rejects_mismatched_dtypes_and_strided_sources():
     with pytest.raises(Exception, match="stream_row"):
         _stream_rows(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float64))
+    with pytest.raises(Exception, match="stream_row"):  # src[row] of a Fortran array is strided
+        _stream_rows(np.zeros((2, 3)), np.asfortranarray(np.zeros((2, 3))))

@@ -26,7 +26,7 @@ VECTOR_BYTES = 64  # one cache line per store
 
 @intrinsic
 def stream_row(typingctx, dst, row, src):  # pragma: no cover - compiled into the kernels
-    """``dst[row, :n] = src[:n]`` (n = ``dst.shape[1]``, ``src`` at least that long, same dtype).
+    """``dst[row, :n] = src[:n]`` (n = ``dst.shape[1]``; both C-contiguous, ``src`` at least that long, same dtype).
 
     The columns before the first ``VECTOR_BYTES``-aligned address and after the last whole vector are
     written with ordinary stores; the middle with aligned non-temporal vector stores.
@@ -38,6 +38,7 @@ def stream_row(typingctx, dst, row, src):  # pragma: no cover - compiled into th
         and isinstance(row, types.Integer)
         and isinstance(src, types.Array)
         and src.ndim == 1
+        and src.layout == "C"
         and src.dtype == dst.dtype
     ):
         return None

@@ -29,8 +29,10 @@ backward's ``gg_w`` terms reach only weighted paths).
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 from multilinear.kernels.tp_spec import TPKernelSpec, TPPathSpec
 
@@ -594,6 +596,11 @@ def _flush_lines(pairs: list[tuple[str, str, int]], depth: int) -> list[str]:
 FENCE = ["    if stream:", "        store_fence()"]
 
 
+def _helper_digest(name: str) -> str:
+    """Short hash of a kernels/ helper module's source (the generated code compiles it in)."""
+    return hashlib.sha1((Path(__file__).parent / name).read_bytes()).hexdigest()[:12]
+
+
 def generate_module_source(spec: TPKernelSpec) -> str:
     """The generated module for ``spec``: serial ``forward``, ``backward``, ``double_backward`` over rows.
 
@@ -705,6 +712,10 @@ def generate_module_source(spec: TPKernelSpec) -> str:
         "from numba import njit",
         "",
         "from multilinear.kernels._stream import store_fence, stream_row",
+        "",
+        # numba's disk cache does not see changes to helpers a module imports: naming the helper's
+        # version here changes this file, and with it the cache key, whenever the helper changes
+        f"# kernels/_stream.py {_helper_digest('_stream.py')}",
         "",
         f"dt = np.{spec.dtype}",
         f"SHARED_WEIGHTS = {shared}",
