@@ -29,6 +29,7 @@ backward's ``gg_w`` terms reach only weighted paths).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -200,16 +201,20 @@ class _Emitter:
                     source = self.acc.x.format(_col(offset + i, "u", dim))
                 self.out(depth, f"x{offset}_{i} = {source}")
 
+    def groups_per_x(self, groups: dict[tuple, list[int]]) -> dict[int, set]:
+        """For each x segment (by offset) read by fused groups, the keys of those groups."""
+        per_x: dict[int, set] = defaultdict(set)
+        for key, members in groups.items():
+            for index in members:
+                per_x[self.spec.paths[index].offset_in1].add(key)
+        return per_x
+
     def transpose_shared_x(self, groups: dict[tuple, list[int]], depth: int) -> None:
         """With ``acc.x_scratch``: copy x segments read by several fused groups into it, transposed."""
         self._transposed_x: dict[int, tuple[int, int]] = {}
         if self.acc.x_scratch is None:
             return
-        groups_per_x: dict[int, set] = defaultdict(set)
-        for key, members in groups.items():
-            for index in members:
-                groups_per_x[self.spec.paths[index].offset_in1].add(key)
-        for offset, keys in groups_per_x.items():
+        for offset, keys in self.groups_per_x(groups).items():
             path = next(p for p in self.spec.paths if p.offset_in1 == offset)
             if len(keys) > 1 and path.dim_in1 > 1:
                 self._transposed_x[offset] = (path.mul_in1, path.dim_in1)
@@ -326,11 +331,7 @@ class _Emitter:
         self._scratch_x: dict[int, tuple[int, int]] = {}  # x offset -> (mul, dim)
         if self.acc.grad_x_scratch is None:
             return
-        groups_per_x: dict[int, set] = defaultdict(set)
-        for key, members in groups.items():
-            for index in members:
-                groups_per_x[self.spec.paths[index].offset_in1].add(key)
-        for offset, keys in groups_per_x.items():
+        for offset, keys in self.groups_per_x(groups).items():
             if len(keys) > 1:
                 path = next(p for p in self.spec.paths if p.offset_in1 == offset)
                 self._scratch_x[offset] = (path.mul_in1, path.dim_in1)
@@ -596,6 +597,7 @@ def _flush_lines(pairs: list[tuple[str, str, int]], depth: int) -> list[str]:
 FENCE = ["    if stream:", "        store_fence()"]
 
 
+@functools.cache
 def _helper_digest(name: str) -> str:
     """Short hash of a kernels/ helper module's source (the generated code compiles it in)."""
     return hashlib.sha1((Path(__file__).parent / name).read_bytes()).hexdigest()[:12]
