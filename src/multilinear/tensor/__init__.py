@@ -1,7 +1,13 @@
 """Sparse tensors, Kruskal (CP) tensors, FROSTT ``.tns`` input/output and reproducible generators."""
 
 from multilinear.tensor.kruskal import KruskalTensor
-from multilinear.tensor.random import PlantedSparse, planted_sparse, random_kruskal, random_sparse
+from multilinear.tensor.random import (
+    PlantedSparse,
+    planted_counts,
+    planted_sparse,
+    random_kruskal,
+    random_sparse,
+)
 from multilinear.tensor.sparse import SparseTensor
 from multilinear.tensor.summary import tensor_summary
 from multilinear.tensor.tns import read_tns, write_tns
@@ -10,6 +16,7 @@ __all__ = [
     "KruskalTensor",
     "PlantedSparse",
     "SparseTensor",
+    "planted_counts",
     "planted_sparse",
     "random_kruskal",
     "random_sparse",
