@@ -121,3 +121,40 @@ def test_direct_first_mode_draws_equal_tree_walk(monkeypatch):
     assert agree >= 0.999, f"only {agree:.4f} of the draws agree"  # rounding may move a boundary draw
     same = np.all(direct_rows == tree_rows, axis=1)
     np.testing.assert_allclose(direct_probs[same], tree_probs[same], rtol=1e-12)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_shared_walks_draw_what_independent_walks_draw(parallel):
+    # samples with equal vectors, sorted by uniform, reuse the previous walk's node weights; with all
+    # keys distinct nothing is shared: the draws must be bitwise the same either way
+    from multilinear.kernels.sts_sample import sts_draw_components, sts_draw_rows
+    from multilinear.sampling._gram_tree import build_eigen_tree, build_gram_tree
+
+    rng = np.random.default_rng(4)
+    rank, n = 6, 20_000
+    first, factor = skewed_factors((9, 300), rank, seed=12)
+    tree = build_gram_tree(factor, 4)
+    gram = first.T @ first
+    eigval, eigvec = np.linalg.eigh(np.linalg.pinv(gram * tree.gram))
+    scaled = np.ascontiguousarray((eigvec * np.sqrt(np.maximum(eigval, 0.0))).T)
+    eigen_nodes, padded = build_eigen_tree(scaled, tree.gram)
+    prefix = rng.integers(0, first.shape[0], n)  # the first mode's rows: few distinct, many repeats
+    uniforms = rng.random((2, n))
+    results = []
+    for shared in (True, False):
+        h = first[prefix].copy()
+        components = np.empty(n, dtype=np.int64)
+        rows = np.empty(n, dtype=np.int64)
+        keys = prefix if shared else np.arange(n)
+        order = np.lexsort((uniforms[0], keys))
+        sts_draw_components(eigen_nodes, padded, h, uniforms[0], order, keys, components, parallel=parallel)
+        keys = prefix * padded + components if shared else np.arange(n)
+        order = np.lexsort((uniforms[1], keys))
+        sts_draw_rows(
+            factor, tree.nodes, tree.n_leaves, tree.leaf_size, scaled, components, h, uniforms[1], order, keys,
+            rows, parallel=parallel,
+        )  # fmt: skip
+        results.append((components, rows, h))
+    for got, wanted in zip(results[0], results[1]):
+        np.testing.assert_array_equal(got, wanted)
+    assert np.unique(results[0][1]).size > 100  # the draws spread over many rows and leaves

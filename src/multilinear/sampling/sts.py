@@ -31,7 +31,7 @@ from multilinear.sampling._common import (
 )
 from multilinear.sampling._gram_tree import GramTree, build_eigen_tree, build_gram_tree, choose_leaf_size
 
-_DIRECT_FIRST_MODE_DRAWS = 8  # first mode by explicit CDFs when it has at most this many rows per draw (measured: 1.6x CPU at I = 2^16, even at 2^20; R = 32, J = 2^16)
+_DIRECT_FIRST_MODE_DRAWS = 0.5  # first mode by explicit CDFs when it has at most this many rows per draw (J = 2^16: equal at I = 2^14-2^15 to the shared tree walks; at I = 2^16 the walks are 1.15-1.3x faster, at 2^20 1.7-1.9x)
 _DIRECT_BLOCK_BYTES = 64 * 2**20  # memory for the explicit CDFs of a block of components
 _PARALLEL_WORK = 2**20  # draws x R^2 below which one thread is faster than starting the pool
 
@@ -118,7 +118,7 @@ class STSSampler:
         ValueError
             If the Khatri-Rao product is zero (no row can be drawn).
         """
-        from multilinear.kernels.sts_sample import sts_draw_mode, sts_draw_mode_serial
+        from multilinear.kernels.sts_sample import sts_draw_components, sts_draw_rows
 
         exclude = check_mode(exclude, len(self._factors), "exclude")
         n = check_sample_count(n)
@@ -135,7 +135,10 @@ class STSSampler:
         h = np.ones((n, self.rank))
         rows = np.empty((n, len(modes)), dtype=np.int64)
         drawn = np.empty(n, dtype=np.int64)
-        draw = sts_draw_mode if n * self.rank * self.rank >= _PARALLEL_WORK else sts_draw_mode_serial
+        components = np.empty(n, dtype=np.int64)
+        # prefix[s]: which distinct sequence of rows sample s has drawn so far (equal h rows, equal ids)
+        prefix = np.zeros(n, dtype=np.int64)
+        parallel = n * self.rank * self.rank >= _PARALLEL_WORK
         after = np.ones((self.rank, self.rank))
         suffix = [after]
         for g in reversed(grams[1:]):
@@ -150,25 +153,49 @@ class STSSampler:
                 # the first mode's distribution is the same for every sample: draw it from explicit CDFs
                 drawn = _draw_first_mode(self._factors[k], scaled, grams[t], uniforms[t])
                 h *= self._factors[k][drawn]
-                rows[:, t] = drawn
-                continue
-            eigen_nodes, padded = build_eigen_tree(scaled, grams[t])
-            tree = self._trees[k]
-            draw(
-                self._factors[k],
-                tree.nodes,
-                tree.n_leaves,
-                tree.leaf_size,
-                eigen_nodes,
-                padded,
-                scaled,
-                np.ascontiguousarray(uniforms[t]),
-                h,
-                drawn,
-            )
+            else:
+                eigen_nodes, padded = build_eigen_tree(scaled, grams[t])
+                tree = self._trees[k]
+                # walks with equal vectors run one after another, by uniform, and share path prefixes
+                pick_component = np.ascontiguousarray(uniforms[t, :, 0])
+                pick_row = np.ascontiguousarray(uniforms[t, :, 1])
+                order = np.lexsort((pick_component, prefix))
+                sts_draw_components(
+                    eigen_nodes, padded, h, pick_component, order, prefix, components, parallel=parallel
+                )
+                keys = prefix * padded + components
+                order = np.lexsort((pick_row, keys))
+                sts_draw_rows(
+                    self._factors[k],
+                    tree.nodes,
+                    tree.n_leaves,
+                    tree.leaf_size,
+                    scaled,
+                    components,
+                    h,
+                    pick_row,
+                    order,
+                    keys,
+                    drawn,
+                    parallel=parallel,
+                )
             rows[:, t] = drawn
+            if t + 1 < len(modes):
+                prefix = _distinct_ids(prefix, drawn)
         probs = np.einsum("nr,nr->n", h @ pinv, h) / krp_rank
         return rows, np.maximum(probs, 0.0)
+
+
+def _distinct_ids(prefix: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """Ids 0, 1, ... of the distinct pairs ``(prefix[s], drawn[s])``: equal pairs, equal ids."""
+    order = np.lexsort((drawn, prefix))
+    new = np.empty(prefix.shape[0], dtype=np.bool_)
+    new[0] = True
+    np.not_equal(prefix[order[1:]], prefix[order[:-1]], out=new[1:])
+    new[1:] |= drawn[order[1:]] != drawn[order[:-1]]
+    ids = np.empty_like(prefix)
+    ids[order] = np.cumsum(new) - 1
+    return ids
 
 
 def _draw_first_mode(
