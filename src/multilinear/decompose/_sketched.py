@@ -17,14 +17,12 @@ import numpy as np
 from multilinear._core.rng import as_generator
 from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_choice, check_positive_int
-from multilinear.decompose._solvers import solve_normal_equations
+from multilinear.decompose._solvers import NormalEquations
 from multilinear.sampling import ProductLeverageSampler, STSSampler
 from multilinear.sampling._common import check_factors, check_mode, krp_rows, other_modes, row_keys
 from multilinear.tensor.sparse import SparseTensor
 
 SKETCHED_METHODS = ("arls-lev", "arls-lev-hybrid", "sts")
-_MAX_PARTS = 8  # sampled-MTTKRP parts accumulated in parallel
-_PARTS_BYTES = 256 * 2**20  # memory for their private output buffers
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,12 @@ class SampledSystem:
 
 
 def sampled_system(
-    X: SparseTensor, factors: list[np.ndarray], mode: int, rows: np.ndarray, probs: np.ndarray
+    X: SparseTensor,
+    factors: list[np.ndarray],
+    mode: int,
+    rows: np.ndarray,
+    probs: np.ndarray,
+    out: np.ndarray | None = None,
 ) -> SampledSystem:
     """Build the sketched normal equations of ``mode`` from drawn KRP rows.
 
@@ -141,6 +144,9 @@ def sampled_system(
         Drawn rows (indices into the other factors, ascending mode order).
     probs : ndarray of float64, shape (J,)
         Their probabilities; row ``s`` gets weight ``1 / (J * probs[s])`` (``inf`` gives weight 0).
+    out : ndarray of float64, shape (I_mode, R), optional
+        Buffer for the right-hand side (overwritten; a buffer reused across solves is not faulted in
+        afresh each time, which costs as much as the sampled MTTKRP itself on long modes).
 
     Returns
     -------
@@ -162,12 +168,9 @@ def sampled_system(
     layout = fiber_layout(X, mode)
     sample_fiber = np.empty(unique_keys.shape[0], dtype=np.int64)
     find_fibers(layout.fiber_keys, unique_keys, sample_fiber)
-    rhs = np.zeros((X.shape[mode], design.shape[1]))
-    # parts accumulate in parallel into buffers of their own: as many as fit _PARTS_BYTES (a fixed count,
-    # so the result does not depend on the number of threads)
-    n_parts = int(max(1, min(_MAX_PARTS, _PARTS_BYTES // max(1, rhs.nbytes))))
+    rhs = np.empty((X.shape[mode], design.shape[1])) if out is None else out
     sampled_mttkrp(
-        layout.fiber_ptr, layout.fiber_rows, layout.fiber_values, sample_fiber, weights, design, rhs, n_parts
+        layout.fiber_ptr, layout.fiber_rows, layout.fiber_values, sample_fiber, weights, design, rhs
     )
     return SampledSystem(gram=gram, rhs=rhs, distinct_rows=int(unique_keys.shape[0]))
 
@@ -198,6 +201,9 @@ class SketchedSolver:
         self.samples = samples
         self._rng = rng
         self.last_distinct_rows = 0
+        # per mode, a right-hand side and a solution buffer reused by every solve: a fresh (I_mode, R)
+        # array each time is faulted in page by page, which costs more than the sampled MTTKRP on long modes
+        self._buffers: dict[tuple[str, int], np.ndarray] = {}
 
     def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
         """The new unnormalised factor of ``mode`` (I_mode, R) from ``samples`` sampled rows.
@@ -209,9 +215,16 @@ class SketchedSolver:
             # a zero factor makes the Khatri-Rao product zero: nothing to sample, and the exact solution is 0
             return np.zeros((self._X.shape[mode], factors[mode].shape[1]))
         rows, probs = self.sampler.sample(mode, self.samples, self._rng)
-        system = sampled_system(self._X, factors, mode, rows, probs)
+        shape = factors[mode].shape
+        system = sampled_system(self._X, factors, mode, rows, probs, out=self._buffer("rhs", mode, shape))
         self.last_distinct_rows = system.distinct_rows
-        return solve_normal_equations(system.rhs, system.gram)
+        return NormalEquations(system.gram).solve(system.rhs, out=self._buffer("solution", mode, shape))
+
+    def _buffer(self, name: str, mode: int, shape: tuple[int, ...]) -> np.ndarray:
+        buffer = self._buffers.get((name, mode))
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[(name, mode)] = np.empty(shape)
+        return buffer
 
     def factor_changed(self, mode: int, factor: np.ndarray) -> None:
         """Hand the new factor to the sampler (the STS sampler rebuilds that factor's tree)."""

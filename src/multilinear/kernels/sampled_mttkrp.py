@@ -66,61 +66,86 @@ def find_fibers(fiber_keys, sample_keys, fiber_out):
 
 
 @njit(cache=True)
-def _accumulate_samples(
-    start, stop, fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out
-):
-    """``out += sum_{s in [start, stop)} weight_s * X[:, fiber_s] design_s^T`` (one thread)."""
-    rank = design.shape[1]
-    for s in range(start, stop):
+def _sampled_entries(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, shift, bucket_ptr):
+    """The sampled nonzeros grouped by bucket of output rows ``row >> shift`` (stable, in sample order).
+
+    ``bucket_ptr`` (B + 1,) comes in zeroed and leaves as the start of each bucket's entries. A pass with
+    B output streams stays in cache where a sort by row would scatter at random. Returns each entry's
+    row, sample and scale ``weight_s * value``.
+    """
+    n_buckets = bucket_ptr.shape[0] - 1
+    for s in range(sample_fiber.shape[0]):
         fiber = sample_fiber[s]
-        if fiber < 0:
-            continue
-        weight = sample_weights[s]
-        for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
-            row = fiber_rows[p]
-            scale = weight * fiber_values[p]
+        if fiber >= 0:
+            for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
+                bucket_ptr[(fiber_rows[p] >> shift) + 1] += 1
+    for bucket in range(n_buckets):
+        bucket_ptr[bucket + 1] += bucket_ptr[bucket]
+    total = bucket_ptr[n_buckets]
+    entry_row = np.empty(total, dtype=np.int64)
+    entry_sample = np.empty(total, dtype=np.int32)
+    entry_scale = np.empty(total)
+    cursor = bucket_ptr[:n_buckets].copy()
+    for s in range(sample_fiber.shape[0]):
+        fiber = sample_fiber[s]
+        if fiber >= 0:
+            weight = sample_weights[s]
+            for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
+                row = fiber_rows[p]
+                position = cursor[row >> shift]
+                cursor[row >> shift] = position + 1
+                entry_row[position] = row
+                entry_sample[position] = s
+                entry_scale[position] = weight * fiber_values[p]
+    return entry_row, entry_sample, entry_scale
+
+
+@njit(cache=True, parallel=True)
+def _accumulate_buckets(bucket_ptr, shift, entry_row, entry_sample, entry_scale, design, out):
+    """``out[row] = sum of entry_scale * design[entry_sample]`` over each row's entries, buckets in parallel.
+
+    A bucket's rows are its own (it zeroes them first, so ``out`` needs no zeroing pass and is first
+    touched in parallel), and its entries are in sample order: each row sums its terms in sample order
+    whichever thread runs the bucket.
+    """
+    rank = design.shape[1]
+    for bucket in prange(bucket_ptr.shape[0] - 1):
+        for row in range(bucket << shift, min((bucket + 1) << shift, out.shape[0])):
+            for r in range(rank):
+                out[row, r] = 0.0
+        for position in range(bucket_ptr[bucket], bucket_ptr[bucket + 1]):
+            row = entry_row[position]
+            scale = entry_scale[position]
+            s = entry_sample[position]
             for r in range(rank):
                 out[row, r] += scale * design[s, r]
 
 
-@njit(cache=True, parallel=True)
-def sampled_mttkrp(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out, n_parts):
-    """``out += sum_s weight_s * X[:, fiber_s] design_s^T``: the MTTKRP of the sampled, reweighted rows.
+_BUCKET_BYTES = 2**19  # output rows per bucket: about this many bytes of ``out`` (stays in L2)
 
-    The samples are cut into ``n_parts`` equal consecutive parts, each accumulated into its own
-    zeroed (I_mode, R) buffer in parallel, then the buffers are added to ``out`` in part order: the result
-    depends on ``n_parts`` (rounding) but not on the number of threads.
+
+def sampled_mttkrp(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out):
+    """``out = sum_s weight_s * X[:, fiber_s] design_s^T``: the MTTKRP of the sampled, reweighted rows.
+
+    The nonzeros of the sampled fibers are first grouped into buckets of consecutive output rows (one
+    counting pass, one scattering pass), then each bucket is computed by one thread into its slice of
+    ``out``, which stays in cache, instead of scattering into a large ``out`` at random. Each row sums its
+    terms in sample order: the result does not depend on the number of threads.
 
     Parameters
     ----------
     fiber_ptr : int64 (F + 1,)
     fiber_rows : int32 or int64 (nnz,), the mode index of each nonzero in fiber order
     fiber_values : float64 (nnz,), its value
-    sample_fiber : int64 (S,), fiber of each distinct sample or -1
+    sample_fiber : int64 (S,), fiber of each distinct sample or -1 (S < 2**31)
     sample_weights : float64 (S,), the summed weights 1 / (J * probability) of its draws
     design : float64 (S, R), the sampled Khatri-Rao rows
-    out : float64 (I_mode, R), accumulated into
-    n_parts : int >= 1; 1 accumulates straight into ``out`` on one thread (output rows of different
-        samples may collide, so parts need buffers of their own: ``n_parts * I_mode * R`` floats)
+    out : float64 (I_mode, R), overwritten (its previous contents do not matter)
     """
-    n = sample_fiber.shape[0]
-    if n_parts <= 1:
-        _accumulate_samples(
-            0, n, fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out
-        )
-        return
-    partial = np.zeros((n_parts, out.shape[0], out.shape[1]))
-    for part in prange(n_parts):
-        _accumulate_samples(
-            part * n // n_parts,
-            (part + 1) * n // n_parts,
-            fiber_ptr,
-            fiber_rows,
-            fiber_values,
-            sample_fiber,
-            sample_weights,
-            design,
-            partial[part],
-        )
-    for part in range(n_parts):
-        out += partial[part]
+    rows, rank = out.shape
+    shift = max(0, (_BUCKET_BYTES // (8 * max(1, rank))).bit_length() - 1)
+    bucket_ptr = np.zeros(((rows - 1) >> shift) + 2, dtype=np.int64)
+    entry_row, entry_sample, entry_scale = _sampled_entries(
+        fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, shift, bucket_ptr
+    )
+    _accumulate_buckets(bucket_ptr, shift, entry_row, entry_sample, entry_scale, design, out)
