@@ -10,7 +10,10 @@ and writes docs/benchmarks/randomized_cp.md and docs/benchmarks/randomized_cp_fi
   on Zipf-popular supports, exactly low rank, plus 10% relative noise on its nonzeros).
 - ``fit-time``: fit against update time (fit evaluations excluded) on a larger planted power-law tensor at
   one rank (``--fit-time-rank``; run once per rank with ``--tag``); time to reach 95% of exact ALS's final
-  fit; peak memory of each method's process. The PNG has one panel per rank.
+  fit; peak memory of each method's process. ``--fit-time-tensor`` picks the tensor: ``blocks`` (the
+  exactly low-rank ``planted_sparse`` tensor on Zipf-popular blocks: short modes, long fibers) or
+  ``counts`` (``planted_counts``: events drawn from a planted rank-25 power-law model, long modes, short
+  fibers, mostly ones, like FROSTT's count tensors). One PNG per tensor, one panel per rank.
 - ``breakdown``: per-iteration cost of each method on the fit-time tensor, split into sampling, sampled
   system (fiber lookup + sampled MTTKRP + sampled Gram), solve and tree/leverage update, from warm factors.
 - ``sampler``: bench/bench_sampler.py's case (N = 3, I = 2^22, R = 32, J = 65,536).
@@ -116,6 +119,24 @@ def planted_powerlaw(shape, nnz: int, seed: int):
     return planted.tensor
 
 
+COUNTS_RANK = 25
+
+
+def planted_count_tensor(shape, events: int, exponent: float, seed: int):
+    """Counts of ``events`` draws from a planted rank-25 model with power-law factors (``planted_counts``)."""
+    from multilinear.tensor import planted_counts
+
+    return planted_counts(shape, COUNTS_RANK, events, exponent=exponent, rng=seed).tensor
+
+
+def fit_time_tensor(args):
+    """The fit-time / breakdown tensor chosen by ``--fit-time-tensor`` (regenerated from its seed)."""
+    if args.fit_time_tensor == "counts":
+        shape = tuple(args.fit_time_shape or (1_000_000, 500_000, 200_000))
+        return planted_count_tensor(shape, args.fit_time_events, args.fit_time_exponent, seed=11)
+    return planted_powerlaw(tuple(args.fit_time_shape or (4000, 3000, 2000)), args.fit_time_nnz, seed=11)
+
+
 def tensor_description(X) -> dict:
     """Shape, nnz, and how many indices of each mode hold a nonzero (the rest are empty slices)."""
     active = [
@@ -161,7 +182,11 @@ def section_fit_time(args) -> dict:
     runs = []
     for method in args.fit_time_methods:
         cmd = [sys.executable, __file__, "fit-time-one", "--method", method]
-        cmd += ["--fit-time-shape", *map(str, args.fit_time_shape), "--fit-time-nnz", str(args.fit_time_nnz)]
+        cmd += ["--fit-time-tensor", args.fit_time_tensor, "--fit-time-nnz", str(args.fit_time_nnz)]
+        cmd += ["--fit-time-events", str(args.fit_time_events)]
+        cmd += ["--fit-time-exponent", str(args.fit_time_exponent)]
+        if args.fit_time_shape:
+            cmd += ["--fit-time-shape", *map(str, args.fit_time_shape)]
         cmd += ["--fit-time-rank", str(args.fit_time_rank), "--fit-time-iters", str(args.fit_time_iters)]
         cmd += ["--samples", str(args.samples)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -177,7 +202,7 @@ def section_fit_time(args) -> dict:
         target = 0.95 * exact["fit"]
         for run in runs:
             run["time_to_95pct_exact_fit_s"] = time_to_target(run, target)
-    return {"runs": runs, "target_fraction": 0.95}
+    return {"runs": runs, "target_fraction": 0.95, "tensor_kind": args.fit_time_tensor}
 
 
 def time_to_target(run: dict, target: float) -> float | None:
@@ -192,7 +217,7 @@ def fit_time_one(args) -> None:
     from multilinear.decompose._sketched import fiber_layout
 
     t0 = time.perf_counter()
-    X = planted_powerlaw(tuple(args.fit_time_shape), args.fit_time_nnz, seed=11)
+    X = fit_time_tensor(args)
     generate_s = time.perf_counter() - t0
     tensor_rss = peak_rss_mib()
     run = run_cp(X, args.fit_time_rank, args.method, args.samples, args.fit_time_iters, 0)
@@ -227,7 +252,7 @@ def section_breakdown(args) -> dict:
     from multilinear.decompose._solvers import ExactSolver, GramCache, solve_normal_equations
     from multilinear.sampling import ProductLeverageSampler, STSSampler
 
-    X = planted_powerlaw(tuple(args.fit_time_shape), args.fit_time_nnz, seed=11)
+    X = fit_time_tensor(args)
     for mode in range(X.ndim):
         fiber_layout(X, mode)
     rows = []
@@ -282,6 +307,7 @@ def section_breakdown(args) -> dict:
             )
     return {
         "tensor": tensor_description(X),
+        "tensor_kind": args.fit_time_tensor,
         "samples": args.samples,
         "repeats": args.breakdown_repeats,
         "rows": rows,
@@ -383,7 +409,7 @@ def breakdown_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_fit_time(panels: list[dict]) -> None:
+def plot_fit_time(panels: list[dict], path: Path) -> None:
     """One panel per rank: fit against cumulative update time, with 95% of exact's final fit marked."""
     import matplotlib
 
@@ -406,8 +432,8 @@ def plot_fit_time(panels: list[dict]) -> None:
         ax.set_title(f"R = {data['runs'][0]['rank']}, nnz = {tensor['nnz']:.3g}, 2 threads")
         ax.legend()
     fig.tight_layout()
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(PLOT, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 def section_report() -> None:
@@ -423,9 +449,11 @@ def section_report() -> None:
     for name in fit_time_parts:
         print(f"\n{name}")
         print(fit_time_table(parts[name]))
-    if fit_time_parts:
-        latest = {parts[name]["runs"][0]["rank"]: name for name in sorted(fit_time_parts)}  # a rerun wins
-        plot_fit_time([parts[latest[rank]] for rank in sorted(latest)])
+    for kind in sorted({parts[name].get("tensor_kind", "blocks") for name in fit_time_parts}):
+        chosen = [name for name in sorted(fit_time_parts) if parts[name].get("tensor_kind", "blocks") == kind]
+        latest = {parts[name]["runs"][0]["rank"]: name for name in chosen}  # a rerun wins
+        path = PLOT if kind == "blocks" else PLOT.with_name(f"{PLOT.stem}_{kind}.png")
+        plot_fit_time([parts[latest[rank]] for rank in sorted(latest)], path)
     for name in sorted(n for n in parts if n.startswith("breakdown")):
         print(f"\n{name}")
         print(breakdown_table(parts[name]))
@@ -466,10 +494,21 @@ def main() -> None:
     parser.add_argument(
         "--synthetic-nnz", type=int, default=11_500_000, help="target; overlaps of the blocks leave ~10.2e6"
     )
-    parser.add_argument("--fit-time-shape", type=int, nargs="+", default=[4000, 3000, 2000])
+    parser.add_argument("--fit-time-tensor", choices=["blocks", "counts"], default="blocks")
     parser.add_argument(
-        "--fit-time-nnz", type=int, default=58_000_000, help="target; overlaps of the blocks leave ~5.19e7"
+        "--fit-time-shape",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default 4000 3000 2000 (blocks), 1000000 500000 200000 (counts)",
     )
+    parser.add_argument(
+        "--fit-time-nnz", type=int, default=58_000_000, help="blocks: target; overlaps leave ~5.19e7"
+    )
+    parser.add_argument(
+        "--fit-time-events", type=int, default=65_000_000, help="counts: events (~5.99e7 distinct cells)"
+    )
+    parser.add_argument("--fit-time-exponent", type=float, default=1.1, help="counts: power-law exponent")
     parser.add_argument("--fit-time-rank", type=int, default=25)
     parser.add_argument("--fit-time-iters", type=int, default=30)
     parser.add_argument("--fit-time-methods", nargs="+", default=["exact", "arls-lev", "sts"])
