@@ -187,6 +187,12 @@ class SketchedSolver:
         Rows drawn per solve (J).
     rng : numpy Generator
         Drawn from in every solve.
+
+    Notes
+    -----
+    As :class:`~multilinear.decompose.ExactSolver`, ``solve(n)`` writes the new factor of mode ``n`` into a
+    buffer of its own and returns it, so the factor returned by an earlier ``solve(n)`` is overwritten by
+    the next one: copy it to keep it.
     """
 
     def __init__(

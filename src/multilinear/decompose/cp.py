@@ -89,7 +89,8 @@ def cp_als(
         Show a progress bar on stderr (iteration, fit, seconds per iteration).
     callback : callable, optional
         ``callback(iteration, fit, factors)`` after every iteration; ``fit`` is None in iterations where
-        it was not evaluated. Returning ``False`` (exactly) stops the loop. Do not modify ``factors``.
+        it was not evaluated. Returning ``False`` (exactly) stops the loop. Do not modify ``factors``;
+        the solvers overwrite these arrays in later iterations, so copy what you keep.
 
     Returns
     -------
