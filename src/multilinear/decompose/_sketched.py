@@ -19,7 +19,14 @@ from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_choice, check_positive_int
 from multilinear.decompose._solvers import NormalEquations
 from multilinear.sampling import ProductLeverageSampler, STSSampler
-from multilinear.sampling._common import check_factors, check_mode, krp_rows, other_modes, row_keys
+from multilinear.sampling._common import (
+    ZeroKhatriRaoError,
+    check_factors,
+    check_mode,
+    krp_rows,
+    other_modes,
+    row_keys,
+)
 from multilinear.tensor.sparse import SparseTensor
 
 SKETCHED_METHODS = ("arls-lev", "arls-lev-hybrid", "sts")
@@ -35,24 +42,23 @@ class FiberLayout:
     fiber_keys : ndarray of int64, shape (F,)
         Row-major key of each fiber's indices in the other modes (ascending mode order), ascending.
     fiber_ptr : ndarray of int64, shape (F + 1,)
-    permutation : ndarray of int32 (int64 from 2**31 nonzeros), shape (nnz,)
     fiber_rows : ndarray of int32 (int64 for modes of 2**31 indices or more), shape (nnz,)
-        ``X.indices[permutation, mode]``: the mode index of each nonzero in fiber order.
+        The mode index of each nonzero, in fiber order (``X.indices[permutation, mode]`` for the
+        permutation that sorts the nonzeros by fiber key, which is not kept).
     fiber_values : ndarray of float64, shape (nnz,)
-        ``X.values[permutation]`` (copies read contiguously by the sampled MTTKRP).
+        Its value, in the same order (copies read contiguously by the sampled MTTKRP).
     """
 
     mode: int
     fiber_keys: np.ndarray
     fiber_ptr: np.ndarray
-    permutation: np.ndarray
     fiber_rows: np.ndarray
     fiber_values: np.ndarray
 
     @property
     def nbytes(self) -> int:
         """Memory held by the layout."""
-        arrays = (self.fiber_keys, self.fiber_ptr, self.permutation, self.fiber_rows, self.fiber_values)
+        arrays = (self.fiber_keys, self.fiber_ptr, self.fiber_rows, self.fiber_values)
         return int(sum(a.nbytes for a in arrays))
 
 
@@ -88,18 +94,22 @@ def fiber_layout(X: SparseTensor, mode: int) -> FiberLayout:
     permutation = np.argsort(keys).astype(index_dtype)
     sorted_keys = keys[permutation]
     del keys
-    unique_keys = np.empty(X.nnz, dtype=np.int64)
     pointers = np.empty(X.nnz + 1, dtype=np.int64)
-    count = fiber_ranges(sorted_keys, unique_keys, pointers)
+    count = fiber_ranges(sorted_keys, sorted_keys, pointers)  # unique keys compacted in place
+    fiber_keys = sorted_keys[:count].copy()
     del sorted_keys
+    fiber_ptr = pointers[: count + 1].copy()
+    del pointers
     row_dtype = np.int32 if X.shape[mode] < 2**31 else np.int64
+    fiber_rows = X.indices[permutation, mode].astype(row_dtype)
+    fiber_values = X.values[permutation]
+    del permutation
     layout = FiberLayout(
         mode=mode,
-        fiber_keys=unique_keys[:count].copy(),
-        fiber_ptr=np.append(pointers[:count], X.nnz).astype(np.int64),
-        permutation=permutation,
-        fiber_rows=X.indices[permutation, mode].astype(row_dtype),
-        fiber_values=X.values[permutation],
+        fiber_keys=fiber_keys,
+        fiber_ptr=fiber_ptr,
+        fiber_rows=fiber_rows,
+        fiber_values=fiber_values,
     )
     X._cache[key] = layout
     return layout
@@ -217,10 +227,11 @@ class SketchedSolver:
         ``weights`` are not needed: the design matrix is the KRP of the other factors as given, so the
         returned factor absorbs them.
         """
-        if any(not np.any(f) for k, f in enumerate(factors) if k != mode):
+        try:
+            rows, probs = self.sampler.sample(mode, self.samples, self._rng)
+        except ZeroKhatriRaoError:
             # a zero factor makes the Khatri-Rao product zero: nothing to sample, and the exact solution is 0
             return np.zeros((self._X.shape[mode], factors[mode].shape[1]))
-        rows, probs = self.sampler.sample(mode, self.samples, self._rng)
         shape = factors[mode].shape
         system = sampled_system(self._X, factors, mode, rows, probs, out=self._buffer("rhs", mode, shape))
         self.last_distinct_rows = system.distinct_rows

@@ -12,7 +12,7 @@ its nonzeros.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 
 @njit(cache=True, parallel=True)
@@ -36,14 +36,20 @@ def fiber_keys_of(indices, mode, strides, keys_out):
 
 @njit(cache=True)
 def fiber_ranges(sorted_keys, fiber_keys_out, fiber_ptr_out):
-    """Unique keys of an ascending key array and where each run starts; returns the number of fibers."""
+    """Unique keys of an ascending key array and where each run starts; returns the number of fibers.
+
+    ``fiber_keys_out`` may be ``sorted_keys`` itself (compacted in place: saves a key array's memory).
+    """
     n = sorted_keys.shape[0]
     count = 0
+    previous = 0
     for z in range(n):
-        if z == 0 or sorted_keys[z] != sorted_keys[z - 1]:
-            fiber_keys_out[count] = sorted_keys[z]
+        key = sorted_keys[z]
+        if z == 0 or key != previous:
+            fiber_keys_out[count] = key
             fiber_ptr_out[count] = z
             count += 1
+        previous = key
     fiber_ptr_out[count] = n
     return count
 
@@ -65,39 +71,52 @@ def find_fibers(fiber_keys, sample_keys, fiber_out):
         fiber_out[s] = low if low < n_fibers and fiber_keys[low] == key else -1
 
 
-@njit(cache=True)
-def _sampled_entries(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, shift, bucket_ptr):
-    """The sampled nonzeros grouped by bucket of output rows ``row >> shift`` (stable, in sample order).
+@njit(cache=True, parallel=True)
+def _sampled_entries(
+    fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, shift, n_buckets, n_parts
+):
+    """The sampled nonzeros grouped by bucket of output rows ``row >> shift``, in sample order within each.
 
-    ``bucket_ptr`` (B + 1,) comes in zeroed and leaves as the start of each bucket's entries. A pass with
-    B output streams stays in cache where a sort by row would scatter at random. Returns each entry's
-    row, sample and scale ``weight_s * value``.
+    The samples are cut into ``n_parts`` consecutive parts that count, then scatter, their entries
+    in parallel; a bucket holds part 0's entries, then part 1's, ..., so it lists its entries in sample
+    order whatever the number of parts. A pass with ``n_buckets`` output streams per part stays in cache
+    where a sort by row would scatter at random. Returns the bucket starts (B + 1,) and each entry's row,
+    sample and scale ``weight_s * value``.
     """
-    n_buckets = bucket_ptr.shape[0] - 1
-    for s in range(sample_fiber.shape[0]):
-        fiber = sample_fiber[s]
-        if fiber >= 0:
-            for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
-                bucket_ptr[(fiber_rows[p] >> shift) + 1] += 1
+    n_samples = sample_fiber.shape[0]
+    n_parts = max(1, min(n_parts, n_samples))
+    counts = np.zeros((n_parts, n_buckets), dtype=np.int64)
+    for part in prange(n_parts):
+        for s in range(part * n_samples // n_parts, (part + 1) * n_samples // n_parts):
+            fiber = sample_fiber[s]
+            if fiber >= 0:
+                for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
+                    counts[part, fiber_rows[p] >> shift] += 1
+    bucket_ptr = np.zeros(n_buckets + 1, dtype=np.int64)
+    cursor = np.empty((n_parts, n_buckets), dtype=np.int64)
+    total = 0
     for bucket in range(n_buckets):
-        bucket_ptr[bucket + 1] += bucket_ptr[bucket]
-    total = bucket_ptr[n_buckets]
+        bucket_ptr[bucket] = total
+        for part in range(n_parts):
+            cursor[part, bucket] = total
+            total += counts[part, bucket]
+    bucket_ptr[n_buckets] = total
     entry_row = np.empty(total, dtype=np.int64)
     entry_sample = np.empty(total, dtype=np.int32)
     entry_scale = np.empty(total)
-    cursor = bucket_ptr[:n_buckets].copy()
-    for s in range(sample_fiber.shape[0]):
-        fiber = sample_fiber[s]
-        if fiber >= 0:
-            weight = sample_weights[s]
-            for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
-                row = fiber_rows[p]
-                position = cursor[row >> shift]
-                cursor[row >> shift] = position + 1
-                entry_row[position] = row
-                entry_sample[position] = s
-                entry_scale[position] = weight * fiber_values[p]
-    return entry_row, entry_sample, entry_scale
+    for part in prange(n_parts):
+        for s in range(part * n_samples // n_parts, (part + 1) * n_samples // n_parts):
+            fiber = sample_fiber[s]
+            if fiber >= 0:
+                weight = sample_weights[s]
+                for p in range(fiber_ptr[fiber], fiber_ptr[fiber + 1]):
+                    row = fiber_rows[p]
+                    position = cursor[part, row >> shift]
+                    cursor[part, row >> shift] = position + 1
+                    entry_row[position] = row
+                    entry_sample[position] = s
+                    entry_scale[position] = weight * fiber_values[p]
+    return bucket_ptr, entry_row, entry_sample, entry_scale
 
 
 @njit(cache=True, parallel=True)
@@ -127,8 +146,8 @@ _BUCKET_BYTES = 2**19  # output rows per bucket: about this many bytes of ``out`
 def sampled_mttkrp(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, design, out):
     """``out = sum_s weight_s * X[:, fiber_s] design_s^T``: the MTTKRP of the sampled, reweighted rows.
 
-    The nonzeros of the sampled fibers are first grouped into buckets of consecutive output rows (one
-    counting pass, one scattering pass), then each bucket is computed by one thread into its slice of
+    The nonzeros of the sampled fibers are first grouped into buckets of consecutive output rows (a
+    counting pass and a scattering pass, both in parallel over parts of the samples), then each bucket is computed by one thread into its slice of
     ``out``, which stays in cache, instead of scattering into a large ``out`` at random. Each row sums its
     terms in sample order: the result does not depend on the number of threads.
 
@@ -144,8 +163,14 @@ def sampled_mttkrp(fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_wei
     """
     rows, rank = out.shape
     shift = max(0, (_BUCKET_BYTES // (8 * max(1, rank))).bit_length() - 1)
-    bucket_ptr = np.zeros(((rows - 1) >> shift) + 2, dtype=np.int64)
-    entry_row, entry_sample, entry_scale = _sampled_entries(
-        fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, shift, bucket_ptr
+    bucket_ptr, entry_row, entry_sample, entry_scale = _sampled_entries(
+        fiber_ptr,
+        fiber_rows,
+        fiber_values,
+        sample_fiber,
+        sample_weights,
+        shift,
+        ((rows - 1) >> shift) + 1,
+        get_num_threads(),  # one part per thread; the entries' order does not depend on it
     )
     _accumulate_buckets(bucket_ptr, shift, entry_row, entry_sample, entry_scale, design, out)

@@ -59,6 +59,10 @@ def check_sample_count(n: Any) -> int:
     return check_positive_int(n, "n")
 
 
+class ZeroKhatriRaoError(ValueError):
+    """The Khatri-Rao product to sample from is zero (some factor, or the product of their Grams, is 0)."""
+
+
 def symmetric_pinv(gram: np.ndarray) -> tuple[np.ndarray, int]:
     """Pseudo-inverse of a symmetric positive semidefinite matrix and its numerical rank.
 

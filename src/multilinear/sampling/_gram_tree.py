@@ -4,17 +4,40 @@ A factor ``U`` (I, R) is cut into leaves of ``leaf_size`` consecutive rows; a co
 P leaves (P a power of two >= 2; missing rows count as zero) stores at each internal node the Gram matrix
 ``U_rows^T U_rows`` of the rows below it, in heap order (node ``k`` has children ``2k``, ``2k + 1``; the
 root is node 1, slot 0 is unused). Leaves are not stored: the kernels compute their weights from the rows.
-The bottom level is built with batched matrix products (BLAS-3), the levels above by adding children.
+The bottom level is built with batched matrix products (BLAS-3), the levels above by adding children;
+both split into slices run on a small pool of threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from multilinear._core.threads import default_threads
+
 _DEFAULT_TREE_BYTES = 512 * 2**20  # a factor's tree grows its leaves until it fits in this
 _BUILD_CHUNK = 4096  # bottom-level nodes per batched matmul (bounds the temporary copy)
+_PARALLEL_ADD_NODES = 1024  # levels with at least this many nodes are summed by several threads
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _run(task: Callable[[int], None], starts: range) -> None:
+    """``task(start)`` for every start, on a pool of threads (numpy releases the GIL in these calls).
+
+    Each task writes its own slice of the tree, so the result is the same at any thread count.
+    """
+    global _POOL
+    if len(starts) <= 1 or default_threads() == 1:
+        for start in starts:
+            task(start)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=default_threads(), thread_name_prefix="multilinear-tree")
+    for future in [_POOL.submit(task, start) for start in starts]:
+        future.result()
 
 
 @dataclass(frozen=True)
@@ -77,10 +100,14 @@ def build_gram_tree(factor: np.ndarray, leaf_size: int, out: GramTree | None = N
     bottom = n_leaves // 2
     span = 2 * leaf_size  # rows under one bottom-level internal node
     full = rows // span
-    for start in range(0, full, _BUILD_CHUNK):
-        stop = min(full, start + _BUILD_CHUNK)
+    chunk = max(1, min(_BUILD_CHUNK, -(-full // default_threads())))
+
+    def bottom_chunk(start: int) -> None:
+        stop = min(full, start + chunk)
         block = factor[start * span : stop * span].reshape(stop - start, span, rank)
         np.matmul(block.transpose(0, 2, 1), block, out=nodes[bottom + start : bottom + stop])
+
+    _run(bottom_chunk, range(0, full, chunk))
     if full * span < rows:
         rest = factor[full * span :]
         nodes[bottom + full] = rest.T @ rest
@@ -89,11 +116,17 @@ def build_gram_tree(factor: np.ndarray, leaf_size: int, out: GramTree | None = N
         nodes[bottom + full :] = 0.0
     level = bottom // 2
     while level >= 1:
-        np.add(
-            nodes[2 * level : 4 * level : 2],
-            nodes[2 * level + 1 : 4 * level : 2],
-            out=nodes[level : 2 * level],
-        )
+        step = max(1, -(-level // default_threads())) if level >= _PARALLEL_ADD_NODES else level
+
+        def add_children(start: int, level: int = level, step: int = step) -> None:
+            stop = min(level, start + step)
+            np.add(
+                nodes[2 * (level + start) : 2 * (level + stop) : 2],
+                nodes[2 * (level + start) + 1 : 2 * (level + stop) : 2],
+                out=nodes[level + start : level + stop],
+            )
+
+        _run(add_children, range(0, level, step))
         level //= 2
     if out is not None and nodes is out.nodes:
         return out

@@ -22,6 +22,7 @@ from multilinear._core.rng import as_generator
 from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_positive_int
 from multilinear.sampling._common import (
+    ZeroKhatriRaoError,
     check_factors,
     check_mode,
     check_sample_count,
@@ -116,7 +117,7 @@ class STSSampler:
         Raises
         ------
         ValueError
-            If the Khatri-Rao product is zero (no row can be drawn).
+            If the Khatri-Rao product is zero (no row can be drawn): a ``ZeroKhatriRaoError``.
         """
         from multilinear.kernels.sts_sample import sts_draw_components, sts_draw_rows
 
@@ -130,7 +131,9 @@ class STSSampler:
             gram = gram * g
         pinv, krp_rank = symmetric_pinv(gram)
         if krp_rank == 0:
-            raise ValueError(f"the Khatri-Rao product of the factors other than mode {exclude} is zero")
+            raise ZeroKhatriRaoError(
+                f"the Khatri-Rao product of the factors other than mode {exclude} is zero"
+            )
         uniforms = gen.random((len(modes), n, 2))
         h = np.ones((n, self.rank))
         rows = np.empty((n, len(modes)), dtype=np.int64)
