@@ -11,9 +11,20 @@ from multilinear.decompose._sketched import fiber_layout
 from multilinear.kernels.sampled_mttkrp import sampled_mttkrp
 from tests.tolerances import assert_close_rel
 
+# every output of these tests is small: 0 bytes sends them down the bucketed path of long modes
+PATHS = [pytest.param(None, id="private-buffers"), pytest.param(0, id="buckets")]
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    import multilinear.kernels.sampled_mttkrp as kernel
+
+    if request.param is not None:
+        monkeypatch.setattr(kernel, "_SMALL_OUT_BYTES", request.param)
+
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_agrees_with_the_dense_sampled_mttkrp(threads):
+def test_agrees_with_the_dense_sampled_mttkrp(threads, path):
     rng = np.random.default_rng(0)
     dense = rng.random((6, 5, 7)) * (rng.random((6, 5, 7)) < 0.5)
     X = ml.SparseTensor.from_dense(dense)
@@ -37,7 +48,7 @@ def test_agrees_with_the_dense_sampled_mttkrp(threads):
     assert_close_rel(out, (unfolded * weights) @ design, "mttkrp", "float64")
 
 
-def test_same_bits_at_any_thread_count():
+def test_same_bits_at_any_thread_count(path):
     # repeated fibers and many samples per output row: each row sums its terms in sample order
     X = ml.tensor.random_sparse((300, 40, 30), 20_000, distribution="powerlaw", exponent=1.3, rng=2)
     layout = fiber_layout(X, 0)
