@@ -9,7 +9,9 @@ proportional to ``q^T M_t q``, ``q = h * U_t[i]``, ``M_t = G^+ * G_{t+1} * ... *
 ``v`` is drawn (a tree over the R components), then a row with probability proportional to
 ``((y_v * h) . U_t[i])^2``, which a segment tree of partial Gram matrices over the factor's rows answers
 in O(R^2) per level. Each draw costs O(R^2 log I) per mode; the trees are rebuilt only for a factor that
-changed.
+changed. Draws whose vectors are equal (the same rows drawn before, the same component) are walked one
+after another, sorted by their uniforms, and share the node weights of their common path prefix (see
+:mod:`multilinear.kernels.sts_sample`): leverage sampling draws the same heavy rows again and again.
 """
 
 from __future__ import annotations
