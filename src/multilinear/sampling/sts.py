@@ -34,7 +34,7 @@ from multilinear.sampling._common import (
 )
 from multilinear.sampling._gram_tree import GramTree, build_eigen_tree, build_gram_tree, choose_leaf_size
 
-_DIRECT_FIRST_MODE_DRAWS = 0.5  # first mode by explicit CDFs when it has at most this many rows per draw (J = 2^16: equal at I = 2^14-2^15 to the shared tree walks; at I = 2^16 the walks are 1.15-1.3x faster, at 2^20 1.7-1.9x)
+_DIRECT_FIRST_MODE_DRAWS = 0.5  # first mode by explicit CDFs when it has at most this many rows per draw (J = 2^16, R = 25 and 50: about equal to the shared tree walks at I = 2^14 and 2^18; the walks 1.15-1.3x faster at 2^16, 1.7-1.9x at 2^20)
 _DIRECT_BLOCK_BYTES = 64 * 2**20  # memory for the explicit CDFs of a block of components
 _PARALLEL_WORK = 2**20  # draws x R^2 below which one thread is faster than starting the pool
 
