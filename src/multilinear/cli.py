@@ -73,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate the fit at each evaluation from this many sampled nonzeros instead of a pass over all "
         "of them (for huge tensors; the final fit is exact)",
     )
-    cp.add_argument("--init", choices=("gaussian", "rrf"), default="gaussian", help="initial factors")
+    cp.add_argument(
+        "--init",
+        choices=("auto", "gaussian", "rrf"),
+        default="auto",
+        help="initial factors (auto: gaussian for exact, rrf, the randomized range finder, for sampled methods)",
+    )
     cp.add_argument("--seed", type=int, default=0, help="random seed (0); same seed, same result")
     cp.add_argument("--output", "-o", type=Path, help="write weights and factors to this .npz file")
     cp.add_argument("--json", action="store_true", help="print the result as JSON on stdout")

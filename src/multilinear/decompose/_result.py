@@ -21,12 +21,16 @@ class CPTimes:
         Validation, initial factors and solver construction (sparse layouts, kernel loading or compiling).
     total : float
         Wall time of the whole call.
+    init : float
+        The part of ``setup`` spent computing the initial factors (one MTTKRP per mode but the first
+        for ``init="rrf"``; next to nothing for Gaussian or given factors).
     """
 
     update: tuple[float, ...]
     fit: tuple[float, ...]
     setup: float
     total: float
+    init: float = 0.0
 
     @property
     def seconds_per_iteration(self) -> float:

@@ -36,7 +36,7 @@ def cp_als(
     samples: int | None = None,
     max_iter: int = 50,
     tol: float = 1e-4,
-    init: str | Sequence[np.ndarray] = "gaussian",
+    init: str | Sequence[np.ndarray] = "auto",
     rng: RNGLike = None,
     fit_every: int = 1,
     fit_samples: int | None = None,
@@ -72,10 +72,16 @@ def cp_als(
     tol : float >= 0
         Stop when the fit changes by less than this (in absolute value) between two evaluations; 0 runs
         ``max_iter`` iterations.
-    init : {"gaussian", "rrf"} or sequence of N arrays of shape (I_n, R)
+    init : {"auto", "gaussian", "rrf"} or sequence of N arrays of shape (I_n, R)
         ``"gaussian"``: standard normal factors; ``"rrf"``: randomized range finder (each factor but the
-        first spans the range of the unfolding times a random Khatri-Rao sketch); or the initial factors
-        (copied; the factor of mode 0 is overwritten first, as in pyttb, so only modes 1.. matter).
+        first spans the range of the unfolding times a random Khatri-Rao sketch: one MTTKRP per mode,
+        reported as ``times.init``); or the initial factors (copied; the factor of mode 0 is overwritten
+        first, as in pyttb, so only modes 1.. matter). ``"auto"`` (default): ``"gaussian"`` for
+        ``method="exact"``, ``"rrf"`` for the randomized methods. Gaussian factors give every row of
+        their Khatri-Rao product about the same leverage score, so a first sampled solve draws rows
+        almost uniformly, and in a sparse tensor nearly all of them are empty fibers: the first
+        iteration is wasted (fit 0.003 against 0.19 from ``"rrf"`` on a 1.1e7-nonzero count tensor at
+        R = 25). The range finder's factors put the leverage where the data is.
     rng : None, int, SeedSequence or Generator
         Randomness of the initialisation and the randomized solvers; a seed gives reproducible results.
     fit_every : int >= 1
@@ -156,7 +162,11 @@ def cp_als(
         if not isinstance(tensor, SparseTensor):
             tensor = SparseTensor.from_dense(tensor)
     generator = as_generator(rng)
-    factors = _initial_factors(tensor, rank, init, generator)
+    if isinstance(init, str) and init == "auto":
+        init = "gaussian" if method == "exact" else "rrf"
+    init_start = time.perf_counter()
+    factors = _initial_factors(tensor, rank, init, generator, keep_layouts=method == "exact")
+    init_seconds = time.perf_counter() - init_start
     fit_generator = generator.spawn(1)[0] if fit_samples is not None else None
 
     grams = GramCache(factors)
@@ -196,6 +206,7 @@ def cp_als(
             fit=tuple(state.fit_seconds),
             setup=setup,
             total=time.perf_counter() - start,
+            init=init_seconds,
         ),
         method=method,
         rank=rank,
@@ -323,16 +334,33 @@ def _frobenius_norm(X: SparseTensor | np.ndarray) -> float:
 
 
 def _initial_factors(
-    X: SparseTensor | np.ndarray, rank: int, init: Any, generator: np.random.Generator
+    X: SparseTensor | np.ndarray,
+    rank: int,
+    init: Any,
+    generator: np.random.Generator,
+    *,
+    keep_layouts: bool = True,
 ) -> list[np.ndarray]:
+    """The initial factors; ``keep_layouts=False`` drops the MTTKRP layouts that ``"rrf"`` built.
+
+    (The randomized solvers never use the exact MTTKRP layouts: keeping them would hold about a copy of
+    the tensor per mode for nothing.)
+    """
     if isinstance(init, str):
-        check_choice(init, "init", ("gaussian", "rrf"))
+        check_choice(init, "init", ("auto", "gaussian", "rrf"))
         if init == "gaussian":
             return gaussian_factors(tuple(X.shape), rank, generator)
-        return range_finder_factors(X, rank, generator)
+        cached = set(X._cache) if isinstance(X, SparseTensor) else set()
+        factors = range_finder_factors(X, rank, generator)
+        if isinstance(X, SparseTensor) and not keep_layouts:
+            for key in set(X._cache) - cached:
+                del X._cache[key]
+        return factors
     if isinstance(init, (list, tuple)):
         return given_factors(init, tuple(X.shape), rank)
-    raise TypeError(f"init must be 'gaussian', 'rrf' or a list of factor matrices, got {type(init).__name__}")
+    raise TypeError(
+        f"init must be 'auto', 'gaussian', 'rrf' or a list of factor matrices, got {type(init).__name__}"
+    )
 
 
 def _sketched_solver(
