@@ -13,7 +13,10 @@ and writes docs/benchmarks/randomized_cp.md and docs/benchmarks/randomized_cp_fi
   fit; peak memory of each method's process. ``--fit-time-tensor`` picks the tensor: ``blocks`` (the
   exactly low-rank ``planted_sparse`` tensor on Zipf-popular blocks: short modes, long fibers) or
   ``counts`` (``planted_counts``: events drawn from a planted rank-25 power-law model, long modes, short
-  fibers, mostly ones, like FROSTT's count tensors). One PNG per tensor, one panel per rank.
+  fibers, mostly ones, like FROSTT's count tensors). ``--init`` picks every method's initial factors
+  (``gaussian``, the earlier runs, or ``rrf``, the randomized range finder that ``cp_als`` uses for the
+  sampled methods by default; its time is reported apart and added in a column of its own). One PNG per
+  tensor and init, one panel per rank.
 - ``breakdown``: per-iteration cost of each method on the fit-time tensor, split into sampling, sampled
   system (fiber lookup + sampled MTTKRP + sampled Gram), solve and tree/leverage update, from warm factors.
 - ``sampler``: bench/bench_sampler.py's case (N = 3, I = 2^22, R = 32, J = 65,536).
@@ -379,9 +382,10 @@ def fit_time_table(data: dict) -> str:
     inflate.
     """
     lines = [
-        "| R | method | iterations | final fit | update s/iter (median) | CPU s/iter incl. fit (median) "
-        "| iterations to 95% | time to 95% (s) | iterations x median (s) | peak RSS (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| R | method | init (s) | iterations | final fit | update s/iter (median) "
+        "| CPU s/iter incl. fit (median) | iterations to 95% | time to 95% (s) | iterations x median (s) "
+        "| time to 95% incl. init (s) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     exact = next((r for r in data["runs"] if r["method"] == "exact"), None)
     for run in data["runs"]:
@@ -392,11 +396,14 @@ def fit_time_table(data: dict) -> str:
             hit = next((int(i) for i, f in run["fit_history"] if f >= 0.95 * exact["fit"]), None)
         cpu = run.get("iteration_cpu_s")
         cpu_text = f"{np.median(cpu[1:]):.2f}" if cpu and len(cpu) > 1 else "n/a"
+        init = run.get("init", "gaussian")
+        init_s = run.get("init_s", 0.0)
+        with_init = "-" if reach is None else f"{reach + init_s:.1f}"
         lines.append(
-            f"| {run['rank']} | {run['method']} | {len(run['update_s'])} | {run['fit']:.4f} | {median:.2f} | "
-            f"{cpu_text} | {hit if hit is not None else 'not reached'} | "
+            f"| {run['rank']} | {run['method']} | {init} ({init_s:.1f}) | {len(run['update_s'])} | "
+            f"{run['fit']:.4f} | {median:.2f} | {cpu_text} | {hit if hit is not None else 'not reached'} | "
             f"{'-' if reach is None else f'{reach:.1f}'} | {'-' if hit is None else f'{hit * median:.1f}'} | "
-            f"{run['peak_rss_mib']:.0f} |"
+            f"{with_init} | {run['peak_rss_mib']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -456,10 +463,17 @@ def section_report() -> None:
     for name in fit_time_parts:
         print(f"\n{name}")
         print(fit_time_table(parts[name]))
-    for kind in sorted({parts[name].get("tensor_kind", "blocks") for name in fit_time_parts}):
-        chosen = [name for name in sorted(fit_time_parts) if parts[name].get("tensor_kind", "blocks") == kind]
+
+    def plot_kind(name: str) -> tuple[str, str]:
+        return parts[name].get("tensor_kind", "blocks"), parts[name].get("init", "gaussian")
+
+    for kind, init in sorted({plot_kind(name) for name in fit_time_parts}):
+        chosen = [name for name in sorted(fit_time_parts) if plot_kind(name) == (kind, init)]
         latest = {parts[name]["runs"][0]["rank"]: name for name in chosen}  # a rerun wins
-        path = PLOT if kind == "blocks" else PLOT.with_name(f"{PLOT.stem}_{kind}.png")
+        stem = (
+            PLOT.stem + ("" if kind == "blocks" else f"_{kind}") + ("" if init == "gaussian" else f"_{init}")
+        )
+        path = PLOT.with_name(f"{stem}.png")
         plot_fit_time([parts[latest[rank]] for rank in sorted(latest)], path)
     for name in sorted(n for n in parts if n.startswith("breakdown")):
         print(f"\n{name}")
@@ -521,7 +535,7 @@ def main() -> None:
     parser.add_argument("--fit-time-methods", nargs="+", default=["exact", "arls-lev", "sts"])
     parser.add_argument(
         "--init",
-        choices=["gaussian", "rrf"],
+        choices=["gaussian", "norms", "rrf"],
         default="gaussian",
         help="fit-time: initial factors of every method (the same for all; rrf's time is reported apart)",
     )

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument(
         "--init",
-        choices=("auto", "gaussian", "rrf"),
+        choices=("auto", "gaussian", "norms", "rrf"),
         default="auto",
         help="initial factors (auto: gaussian for exact, rrf, the randomized range finder, for sampled methods)",
     )

@@ -225,3 +225,34 @@ def test_first_sampled_iteration_from_rrf_beats_gaussian_on_a_sparse_count_tenso
             result = ml.cp_als(X, 5, method="sts", samples=1024, max_iter=1, tol=0, rng=seed, init=init)
             first[init] = result.fit_history[0][1]
         assert first["rrf"] > first["gaussian"] + 0.1, (seed, first)
+
+
+def test_norms_init_scales_gaussian_rows_by_slice_norms():
+    from multilinear.decompose._init import gaussian_factors, slice_norm_factors
+
+    dense = np.zeros((6, 5, 4))
+    dense[1, 2, 3], dense[1, 0, 0], dense[4, 4, 1] = 3.0, -4.0, 2.0
+    X = ml.SparseTensor.from_dense(dense)
+    got = slice_norm_factors(X, 3, np.random.default_rng(9))
+    plain = gaussian_factors(X.shape, 3, np.random.default_rng(9))
+    from_dense = slice_norm_factors(dense, 3, np.random.default_rng(9))
+    for n in range(3):
+        norms = np.sqrt(np.sum(np.moveaxis(dense, n, 0).reshape(dense.shape[n], -1) ** 2, axis=1))
+        np.testing.assert_allclose(got[n], plain[n] * norms[:, None], rtol=1e-15)
+        np.testing.assert_allclose(from_dense[n], got[n], rtol=1e-15)
+    assert np.all(got[0][[0, 2, 3, 5]] == 0) and np.all(got[0][1] != 0)  # empty slices: zero rows
+
+
+def test_solver_writes_into_the_given_factors_when_in_place():
+    X = _planted_sparse((20, 18, 16), 3, seed=4)
+    factors = [np.random.default_rng(k).standard_normal((n, 3)) for k, n in enumerate(X.shape)]
+    for method in METHODS:
+        mine = [f.copy() for f in factors]
+        solver = make_sketched_solver(method, X, mine, samples=300, rng=1, in_place=True)
+        other = make_sketched_solver(method, X, [f.copy() for f in factors], samples=300, rng=1)
+        result = solver.solve(1, mine, np.ones(3))
+        assert result is mine[1]
+        np.testing.assert_array_equal(result, other.solve(1, factors, np.ones(3)))
+        assert other.solve(2, factors, np.ones(3)) is not factors[2]
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        make_sketched_solver("sts", X, [f.T.copy().T for f in factors], samples=10, rng=0, in_place=True)

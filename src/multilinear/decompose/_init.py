@@ -1,4 +1,4 @@
-"""Initial factor matrices for CP-ALS: Gaussian, randomized range finder, or given by the user."""
+"""Initial factor matrices for CP-ALS: Gaussian, slice-norm scaled, randomized range finder, or given."""
 
 from __future__ import annotations
 
@@ -15,6 +15,27 @@ from multilinear.tensor.sparse import SparseTensor
 def gaussian_factors(shape: tuple[int, ...], rank: int, generator: np.random.Generator) -> list[np.ndarray]:
     """Standard normal factors ``(I_n, rank)`` for every mode, drawn in mode order."""
     return [generator.standard_normal((size, rank)) for size in shape]
+
+
+def slice_norm_factors(
+    X: SparseTensor | np.ndarray, rank: int, generator: np.random.Generator
+) -> list[np.ndarray]:
+    """Gaussian factors (drawn as :func:`gaussian_factors`) with row ``i`` of factor ``n`` scaled by the
+    Frobenius norm of the slice ``X[..., i, ...]`` (index ``i`` in mode ``n``).
+
+    One pass over the nonzeros per mode. Rows of empty slices are zero, and the leverage scores of the
+    factors (so the rows a sampled solve draws) follow where the tensor's mass is.
+    """
+    shape = tuple(X.shape)
+    factors = gaussian_factors(shape, rank, generator)
+    for n, factor in enumerate(factors):
+        if isinstance(X, SparseTensor):
+            mass = np.bincount(X.indices[:, n], weights=X.values * X.values, minlength=shape[n])
+        else:
+            slices = np.moveaxis(np.asarray(X, dtype=np.float64), n, 0).reshape(shape[n], -1)
+            mass = np.einsum("ij,ij->i", slices, slices)
+        factor *= np.sqrt(mass)[:, None]
+    return factors
 
 
 def range_finder_factors(

@@ -197,12 +197,17 @@ class SketchedSolver:
         Rows drawn per solve (J).
     rng : numpy Generator
         Drawn from in every solve.
+    out : list of N ndarrays, optional
+        Where ``solve(n)`` writes the new factor of mode ``n`` (C-contiguous float64 ``(I_n, R)``); by
+        default buffers of the solver's own. ``cp_als`` passes its own factor arrays, so the factors are
+        stored once.
 
     Notes
     -----
     As :class:`~multilinear.decompose.ExactSolver`, ``solve(n)`` writes the new factor of mode ``n`` into a
-    buffer of its own and returns it, so the factor returned by an earlier ``solve(n)`` is overwritten by
-    the next one: copy it to keep it.
+    buffer of its own (or ``out[n]``) and returns it, so the factor returned by an earlier ``solve(n)`` is
+    overwritten by the next one: copy it to keep it. The buffers are allocated and touched at construction
+    (setup), not in the first solve.
     """
 
     def __init__(
@@ -211,37 +216,52 @@ class SketchedSolver:
         X: SparseTensor,
         samples: int,
         rng: np.random.Generator,
+        *,
+        out: list[np.ndarray] | None = None,
     ) -> None:
         self.sampler = sampler
         self._X = X
         self.samples = samples
         self._rng = rng
         self.last_distinct_rows = 0
-        # per mode, a right-hand side and a solution buffer reused by every solve: a fresh (I_mode, R)
-        # array each time is faulted in page by page, which costs more than the sampled MTTKRP on long modes
-        self._buffers: dict[tuple[str, int], np.ndarray] = {}
+        rank = sampler.rank
+        # One right-hand side for every mode, written (and so faulted in) here, at setup: a fresh
+        # (I_mode, R) array per solve is faulted in page by page, which costs more than the sampled MTTKRP
+        # on long modes, and untouched buffers made the first timed iteration 1-4 s slower on 6e7 nonzeros.
+        self._rhs = np.zeros((max(X.shape), rank))
+        self._rhs.fill(0.0)
+        # the solution of mode n goes to out[n] (C-contiguous float64, (I_n, R), the caller's to overwrite)
+        # or to a buffer of the solver's own, made at setup as well
+        if out is None:
+            out = [np.zeros((size, rank)) for size in X.shape]
+            for buffer in out:
+                buffer.fill(0.0)
+        for n, buffer in enumerate(out):
+            expected = (X.shape[n], rank)
+            if buffer.shape != expected or buffer.dtype != np.float64 or not buffer.flags.c_contiguous:
+                raise ValueError(f"out[{n}] must be a C-contiguous float64 array of shape {expected}")
+            if not buffer.flags.writeable:
+                raise ValueError(f"out[{n}] must be writeable")
+        self._out = list(out)
 
     def solve(self, mode: int, factors: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
         """The new unnormalised factor of ``mode`` (I_mode, R) from ``samples`` sampled rows.
 
         ``weights`` are not needed: the design matrix is the KRP of the other factors as given, so the
-        returned factor absorbs them.
+        returned factor absorbs them. The result is written into the solver's output array of ``mode``
+        (which may be ``factors[mode]`` itself: it is not read).
         """
+        out = self._out[mode]
         try:
             rows, probs = self.sampler.sample(mode, self.samples, self._rng)
         except ZeroKhatriRaoError:
             # a zero factor makes the Khatri-Rao product zero: nothing to sample, and the exact solution is 0
-            return np.zeros((self._X.shape[mode], factors[mode].shape[1]))
-        shape = factors[mode].shape
-        system = sampled_system(self._X, factors, mode, rows, probs, out=self._buffer("rhs", mode, shape))
+            out[...] = 0.0
+            return out
+        rhs = self._rhs[: self._X.shape[mode]]
+        system = sampled_system(self._X, factors, mode, rows, probs, out=rhs)
         self.last_distinct_rows = system.distinct_rows
-        return NormalEquations(system.gram).solve(system.rhs, out=self._buffer("solution", mode, shape))
-
-    def _buffer(self, name: str, mode: int, shape: tuple[int, ...]) -> np.ndarray:
-        buffer = self._buffers.get((name, mode))
-        if buffer is None or buffer.shape != shape:
-            buffer = self._buffers[(name, mode)] = np.empty(shape)
-        return buffer
+        return NormalEquations(system.gram).solve(system.rhs, out=out)
 
     def factor_changed(self, mode: int, factor: np.ndarray) -> None:
         """Hand the new factor to the sampler (the STS sampler rebuilds that factor's tree)."""
@@ -249,7 +269,13 @@ class SketchedSolver:
 
 
 def make_sketched_solver(
-    method: str, X: SparseTensor, factors: list[np.ndarray], *, samples: int, rng: RNGLike
+    method: str,
+    X: SparseTensor,
+    factors: list[np.ndarray],
+    *,
+    samples: int,
+    rng: RNGLike,
+    in_place: bool = False,
 ) -> SketchedSolver:
     """The randomized mode solver of ``method`` for CP-ALS on ``X``.
 
@@ -266,6 +292,9 @@ def make_sketched_solver(
         Rows drawn per least-squares solve (J).
     rng : None, int, SeedSequence or Generator
         Source of all draws (a Generator is used as is, so a caller's stream continues reproducibly).
+    in_place : bool
+        Write each new factor into ``factors[n]`` (which must then be C-contiguous float64 and writeable)
+        instead of buffers of the solver's own.
 
     Returns
     -------
@@ -288,7 +317,7 @@ def make_sketched_solver(
         sampler = ProductLeverageSampler(checked, hybrid=method == "arls-lev-hybrid")
     for mode in range(X.ndim):
         fiber_layout(X, mode)  # build the layouts now (setup), not in the first timed solve
-    return SketchedSolver(sampler, X, samples, generator)
+    return SketchedSolver(sampler, X, samples, generator, out=list(factors) if in_place else None)
 
 
 def estimate_fit(

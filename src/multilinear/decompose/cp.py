@@ -12,7 +12,12 @@ from multilinear._core.rng import as_generator
 from multilinear._core.threads import thread_limits
 from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_choice, check_nonnegative_float, check_positive_int
-from multilinear.decompose._init import gaussian_factors, given_factors, range_finder_factors
+from multilinear.decompose._init import (
+    gaussian_factors,
+    given_factors,
+    range_finder_factors,
+    slice_norm_factors,
+)
 from multilinear.decompose._mttkrp import model_inner_product
 from multilinear.decompose._progress import NoProgress, RichProgress
 from multilinear.decompose._result import CPResult, CPTimes
@@ -347,9 +352,11 @@ def _initial_factors(
     the tensor per mode for nothing.)
     """
     if isinstance(init, str):
-        check_choice(init, "init", ("auto", "gaussian", "rrf"))
+        check_choice(init, "init", ("auto", "gaussian", "norms", "rrf"))
         if init == "gaussian":
             return gaussian_factors(tuple(X.shape), rank, generator)
+        if init == "norms":
+            return slice_norm_factors(X, rank, generator)
         cached = set(X._cache) if isinstance(X, SparseTensor) else set()
         factors = range_finder_factors(X, rank, generator)
         if isinstance(X, SparseTensor) and not keep_layouts:
@@ -359,7 +366,8 @@ def _initial_factors(
     if isinstance(init, (list, tuple)):
         return given_factors(init, tuple(X.shape), rank)
     raise TypeError(
-        f"init must be 'auto', 'gaussian', 'rrf' or a list of factor matrices, got {type(init).__name__}"
+        f"init must be 'auto', 'gaussian', 'norms', 'rrf' or a list of factor matrices, "
+        f"got {type(init).__name__}"
     )
 
 
@@ -374,4 +382,5 @@ def _sketched_solver(
         raise NotImplementedError(
             f"method {method!r} needs multilinear.decompose._sketched, which is not available yet"
         ) from None
-    return make_sketched_solver(method, X, factors, samples=samples, rng=generator)
+    # the factor arrays are cp_als's own (fresh from the initialisation): the solver writes into them
+    return make_sketched_solver(method, X, factors, samples=samples, rng=generator, in_place=True)

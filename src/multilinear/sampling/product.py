@@ -69,6 +69,11 @@ class ProductLeverageSampler:
             v.flags.writeable = False
         return views
 
+    @property
+    def rank(self) -> int:
+        """R, the number of columns of every factor."""
+        return int(self._factors[0].shape[1])
+
     def factor_probabilities(self, mode: int) -> np.ndarray:
         """Leverage-score distribution of factor ``mode``'s rows, shape (I_mode,)."""
         return self._probs[check_mode(mode, len(self._factors))].copy()
