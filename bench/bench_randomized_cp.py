@@ -535,7 +535,7 @@ def main() -> None:
     parser.add_argument("--fit-time-methods", nargs="+", default=["exact", "arls-lev", "sts"])
     parser.add_argument(
         "--init",
-        choices=["gaussian", "norms", "rrf"],
+        choices=["gaussian", "norms", "rrf", "sampled-rrf"],
         default="gaussian",
         help="fit-time: initial factors of every method (the same for all; rrf's time is reported apart)",
     )

@@ -75,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument(
         "--init",
-        choices=("auto", "gaussian", "norms", "rrf"),
+        choices=("auto", "gaussian", "norms", "rrf", "sampled-rrf"),
         default="auto",
-        help="initial factors (auto: gaussian for exact, rrf, the randomized range finder, for sampled methods)",
+        help="initial factors (auto: gaussian for exact, sampled-rrf, a randomized range finder on sampled "
+        "fibers, for the sampled methods; see cp_als)",
     )
     cp.add_argument("--seed", type=int, default=0, help="random seed (0); same seed, same result")
     cp.add_argument("--output", "-o", type=Path, help="write weights and factors to this .npz file")

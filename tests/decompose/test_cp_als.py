@@ -214,7 +214,7 @@ def _small():
         ({"tol": "small"}, TypeError, "tol must be a number"),
         ({"fit_every": 0}, ValueError, "fit_every must be >= 1"),
         ({"init": "nvecs"}, ValueError, "init must be one of"),
-        ({"init": 3}, TypeError, "init must be 'auto', 'gaussian', 'norms', 'rrf' or a list"),
+        ({"init": 3}, TypeError, "init must be 'auto', 'gaussian', 'norms', 'rrf', 'sampled-rrf' or a list"),
         ({"init": [np.ones((5, 2)), np.ones((4, 2))]}, ValueError, "init has 2 factor matrices"),
         (
             {"init": [np.ones((5, 2)), np.ones((3, 2)), np.ones((3, 2))]},

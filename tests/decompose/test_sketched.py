@@ -192,9 +192,9 @@ def test_matrix_of_low_rank_is_recovered(method):
     assert result.fit > 0.9999
 
 
-def test_auto_init_is_rrf_for_sampled_methods_and_gaussian_for_exact():
+def test_auto_init_is_sampled_rrf_for_sampled_methods_and_gaussian_for_exact():
     X = _planted_sparse((20, 18, 16), 3, seed=4)
-    pairs = (("sts", "rrf"), ("arls-lev", "rrf"), ("exact", "gaussian"))
+    pairs = (("sts", "sampled-rrf"), ("arls-lev", "sampled-rrf"), ("exact", "gaussian"))
     for method, explicit in pairs:
         kwargs = {} if method == "exact" else {"samples": 500}
         auto = ml.cp_als(X, 3, method=method, max_iter=3, tol=0, rng=11, **kwargs)
@@ -203,28 +203,53 @@ def test_auto_init_is_rrf_for_sampled_methods_and_gaussian_for_exact():
         assert 0.0 <= auto.times.init <= auto.times.setup
 
 
-def test_rrf_init_of_a_sampled_method_keeps_no_mttkrp_layouts():
+def test_an_init_keeps_only_the_layouts_its_method_uses():
     X = _planted_sparse((20, 18, 16), 3, seed=4)
     ml.cp_als(X, 3, method="sts", samples=500, max_iter=2, tol=0, rng=1, init="rrf")
-    kinds = {key[0] for key in X._cache}
-    assert "mttkrp_layout" not in kinds and "fiber_layout" in kinds
-    ml.cp_als(X, 3, method="exact", max_iter=2, tol=0, rng=1, init="rrf")
-    assert {("mttkrp_layout", m) for m in range(3)} <= set(X._cache)
-    # layouts already built stay when a sampled method runs afterwards
-    ml.cp_als(X, 3, method="sts", samples=500, max_iter=2, tol=0, rng=1, init="rrf")
-    assert {("mttkrp_layout", m) for m in range(3)} <= set(X._cache)
+    assert {key[0] for key in X._cache} == {"fiber_layout"}
+    Y = _planted_sparse((20, 18, 16), 3, seed=4)
+    ml.cp_als(Y, 3, method="exact", max_iter=2, tol=0, rng=1, init="sampled-rrf")
+    assert {key[0] for key in Y._cache} == {"mttkrp_layout"}
+    # layouts already built stay when a method that does not use them runs afterwards
+    ml.cp_als(X, 3, method="exact", max_iter=2, tol=0, rng=1, init="sampled-rrf")
+    assert {key[0] for key in X._cache} == {"fiber_layout", "mttkrp_layout"}
+
+
+def test_sampled_rrf_spans_the_factors_of_an_exactly_low_rank_tensor():
+    from multilinear.decompose._sketched import sampled_range_finder_factors
+
+    rng = np.random.default_rng(5)
+    true = [rng.random((n, 3)) for n in (30, 25, 20)]
+    dense = np.einsum("ir,jr,kr->ijk", *true) * (rng.random((30, 25, 20)) < 1.0)
+    X = ml.SparseTensor.from_dense(dense)
+    factors = sampled_range_finder_factors(X, 3, np.random.default_rng(0), samples=200)
+    for n in (1, 2):
+        q = factors[n]
+        np.testing.assert_allclose(q.T @ q, np.eye(3), atol=1e-12)
+        residual = true[n] - q @ (q.T @ true[n])
+        assert np.linalg.norm(residual) <= 1e-10 * np.linalg.norm(true[n])
+    again = sampled_range_finder_factors(X, 3, np.random.default_rng(0), samples=200)
+    for a, b in zip(factors, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sampled_rrf_needs_a_sparse_tensor():
+    with pytest.raises(ValueError, match="sampled-rrf"):
+        ml.cp_als(np.ones((3, 4, 5)), 2, init="sampled-rrf")
 
 
 def test_first_sampled_iteration_from_rrf_beats_gaussian_on_a_sparse_count_tensor():
     # Gaussian factors make every KRP row about equally likely: the first sampled solves draw mostly
-    # empty fibers. Measured with these seeds: first fit 0.011-0.037 (gaussian), 0.194-0.241 (rrf).
+    # empty fibers. Measured with these seeds: first fit 0.011-0.037 (gaussian), 0.194-0.241 (rrf),
+    # 0.199-0.250 (sampled-rrf).
     X = ml.tensor.planted_counts((1000, 500, 200), 5, 200_000, exponent=1.1, rng=3).tensor
     for seed in (0, 1, 2):
         first = {}
-        for init in ("gaussian", "rrf"):
+        for init in ("gaussian", "rrf", "sampled-rrf"):
             result = ml.cp_als(X, 5, method="sts", samples=1024, max_iter=1, tol=0, rng=seed, init=init)
             first[init] = result.fit_history[0][1]
         assert first["rrf"] > first["gaussian"] + 0.1, (seed, first)
+        assert first["sampled-rrf"] > first["gaussian"] + 0.1, (seed, first)
 
 
 def test_norms_init_scales_gaussian_rows_by_slice_norms():

@@ -55,17 +55,22 @@ def range_finder_factors(
             sketch = mttkrp(X, sketch_factors, n)
         else:
             sketch = dense_mttkrp(X, sketch_factors, n)
-        norms = np.linalg.norm(sketch, axis=0)
-        empty = norms == 0
-        if empty.any():  # a zero column (few nonzeros): fill it with noise so the factor has full rank
-            sketch[:, empty] = generator.standard_normal((shape[n], int(empty.sum())))
-            norms = np.linalg.norm(sketch, axis=0)
-        if shape[n] >= rank:
-            basis, _ = np.linalg.qr(sketch)
-        else:
-            basis = sketch / norms
-        factors.append(np.ascontiguousarray(basis))
+        factors.append(orthonormal_range(sketch, generator))
     return factors
+
+
+def orthonormal_range(sketch: np.ndarray, generator: np.random.Generator) -> np.ndarray:
+    """Orthonormal basis of ``sketch``'s columns (QR when it has at least as many rows as columns; zero
+    columns are first filled with noise, so the factor has full rank)."""
+    rows, rank = sketch.shape
+    norms = np.linalg.norm(sketch, axis=0)
+    empty = norms == 0
+    if empty.any():
+        sketch[:, empty] = generator.standard_normal((rows, int(empty.sum())))
+        norms = np.linalg.norm(sketch, axis=0)
+    if rows >= rank:
+        return np.ascontiguousarray(np.linalg.qr(sketch)[0])
+    return sketch / norms
 
 
 def given_factors(init: Sequence[Any], shape: tuple[int, ...], rank: int) -> list[np.ndarray]:

@@ -33,6 +33,9 @@ _LOOP_BLAS_THREADS: int | None = 1
 Callback = Callable[[int, "float | None", list[np.ndarray]], Any]
 
 
+INITS = ("auto", "gaussian", "norms", "rrf", "sampled-rrf")
+
+
 def cp_als(
     X: SparseTensor | np.ndarray,
     rank: int,
@@ -77,16 +80,19 @@ def cp_als(
     tol : float >= 0
         Stop when the fit changes by less than this (in absolute value) between two evaluations; 0 runs
         ``max_iter`` iterations.
-    init : {"auto", "gaussian", "rrf"} or sequence of N arrays of shape (I_n, R)
-        ``"gaussian"``: standard normal factors; ``"rrf"``: randomized range finder (each factor but the
-        first spans the range of the unfolding times a random Khatri-Rao sketch: one MTTKRP per mode,
-        reported as ``times.init``); or the initial factors (copied; the factor of mode 0 is overwritten
-        first, as in pyttb, so only modes 1.. matter). ``"auto"`` (default): ``"gaussian"`` for
-        ``method="exact"``, ``"rrf"`` for the randomized methods. Gaussian factors give every row of
-        their Khatri-Rao product about the same leverage score, so a first sampled solve draws rows
-        almost uniformly, and in a sparse tensor nearly all of them are empty fibers: the first
-        iteration is wasted (fit 0.003 against 0.19 from ``"rrf"`` on a 1.1e7-nonzero count tensor at
-        R = 25). The range finder's factors put the leverage where the data is.
+    init : {"auto", "gaussian", "norms", "rrf", "sampled-rrf"} or sequence of N arrays of shape (I_n, R)
+        ``"gaussian"``: standard normal factors; ``"norms"``: the same with row ``i`` of factor ``n``
+        scaled by the norm of slice ``i`` of mode ``n`` (one pass over the nonzeros); ``"rrf"``:
+        randomized range finder (each factor but the first spans the range of the unfolding times a
+        random Khatri-Rao sketch: one MTTKRP per mode); ``"sampled-rrf"`` (SparseTensor only): the range
+        finder on ``samples`` columns of each unfolding drawn by their squared norms (about one sampled
+        solve per mode); or the initial factors (copied; the factor of mode 0 is overwritten first, as in
+        pyttb, so only modes 1.. matter). ``"auto"`` (default): ``"gaussian"`` for ``method="exact"``,
+        ``"sampled-rrf"`` for the randomized methods. Gaussian factors give every row of their
+        Khatri-Rao product about the same leverage score, so a first sampled solve draws rows almost
+        uniformly, and in a sparse tensor nearly all of them are empty fibers: the first iteration is
+        wasted (fit 0.003 against 0.19 from ``"rrf"`` on a 1.1e7-nonzero count tensor at R = 25). The
+        range finders put the leverage where the data is. The time spent is ``times.init``.
     rng : None, int, SeedSequence or Generator
         Randomness of the initialisation and the randomized solvers; a seed gives reproducible results.
     fit_every : int >= 1
@@ -168,9 +174,11 @@ def cp_als(
             tensor = SparseTensor.from_dense(tensor)
     generator = as_generator(rng)
     if isinstance(init, str) and init == "auto":
-        init = "gaussian" if method == "exact" else "rrf"
+        init = "gaussian" if method == "exact" else "sampled-rrf"
     init_start = time.perf_counter()
-    factors = _initial_factors(tensor, rank, init, generator, keep_layouts=method == "exact")
+    factors = _initial_factors(
+        tensor, rank, init, generator, samples=samples or DEFAULT_SAMPLES, method=method
+    )
     init_seconds = time.perf_counter() - init_start
     fit_generator = generator.spawn(1)[0] if fit_samples is not None else None
 
@@ -344,31 +352,37 @@ def _initial_factors(
     init: Any,
     generator: np.random.Generator,
     *,
-    keep_layouts: bool = True,
+    samples: int = DEFAULT_SAMPLES,
+    method: str = "exact",
 ) -> list[np.ndarray]:
-    """The initial factors; ``keep_layouts=False`` drops the MTTKRP layouts that ``"rrf"`` built.
-
-    (The randomized solvers never use the exact MTTKRP layouts: keeping them would hold about a copy of
-    the tensor per mode for nothing.)
-    """
+    """The initial factors. Layouts an initialisation builds that ``method`` does not use are dropped
+    from ``X._cache`` (the exact solver uses the MTTKRP layouts, the sampled ones the fiber layouts; each
+    holds about a copy of the tensor per mode)."""
     if isinstance(init, str):
-        check_choice(init, "init", ("auto", "gaussian", "norms", "rrf"))
+        check_choice(init, "init", INITS)
         if init == "gaussian":
             return gaussian_factors(tuple(X.shape), rank, generator)
         if init == "norms":
             return slice_norm_factors(X, rank, generator)
+        if init == "sampled-rrf" and not isinstance(X, SparseTensor):
+            raise ValueError("init='sampled-rrf' applies to a SparseTensor X (use 'rrf' for a dense array)")
         cached = set(X._cache) if isinstance(X, SparseTensor) else set()
-        factors = range_finder_factors(X, rank, generator)
-        if isinstance(X, SparseTensor) and not keep_layouts:
+        if init == "rrf":
+            factors = range_finder_factors(X, rank, generator)
+        else:
+            from multilinear.decompose._sketched import sampled_range_finder_factors
+
+            factors = sampled_range_finder_factors(X, rank, generator, samples)
+        if isinstance(X, SparseTensor):
+            used = "mttkrp_layout" if method == "exact" else "fiber_layout"
             for key in set(X._cache) - cached:
-                del X._cache[key]
+                if key[0] != used:
+                    del X._cache[key]
         return factors
     if isinstance(init, (list, tuple)):
         return given_factors(init, tuple(X.shape), rank)
-    raise TypeError(
-        f"init must be 'auto', 'gaussian', 'norms', 'rrf' or a list of factor matrices, "
-        f"got {type(init).__name__}"
-    )
+    names = ", ".join(f"'{name}'" for name in INITS)
+    raise TypeError(f"init must be {names} or a list of factor matrices, got {type(init).__name__}")
 
 
 def _sketched_solver(

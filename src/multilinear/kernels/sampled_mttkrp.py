@@ -72,6 +72,16 @@ def find_fibers(fiber_keys, sample_keys, fiber_out):
 
 
 @njit(cache=True, parallel=True)
+def fiber_square_norms(fiber_ptr, fiber_values, out):
+    """``out[f]`` = sum of the squared values of fiber ``f`` (F,)."""
+    for f in prange(fiber_ptr.shape[0] - 1):
+        total = 0.0
+        for p in range(fiber_ptr[f], fiber_ptr[f + 1]):
+            total += fiber_values[p] * fiber_values[p]
+        out[f] = total
+
+
+@njit(cache=True, parallel=True)
 def _sampled_entries(
     fiber_ptr, fiber_rows, fiber_values, sample_fiber, sample_weights, shift, n_buckets, n_parts
 ):
