@@ -1,8 +1,8 @@
 """Randomized CP-ALS (CP-ARLS-LEV, its hybrid, STS-CP) against exact CP-ALS, measured in the same run.
 
 Sections (each runs in its own process so its peak memory is its own; results go to
-bench/results/randomized_cp/<section>.json, then ``report`` merges them into bench/results/randomized_cp.json
-and writes docs/benchmarks/randomized_cp.md and docs/benchmarks/randomized_cp_fit_time.png):
+bench/results/randomized_cp/<section>.json, then ``report`` merges them into bench/results/randomized_cp.json,
+prints the tables for docs/benchmarks/randomized_cp.md and draws the fit-time plots, one per tensor and init):
 
 - ``accuracy-flights``: final fit after a fixed number of iterations on the NYC flights tensor
   (destination x carrier x day x hour) for each method, rank and seed. Same iterations for every method.
