@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench examples data
 
 # Two pytest workers: on a fresh clone most of the time is numba compiling generated kernels, one core
-# per compile, so two workers cut the wall time (cold: 827 s -> 661 s on 2 cores).
+# per compile, so two workers cut the wall time (cold: 827 s in one process, 661-778 s with two, 2 cores).
 PYTEST_WORKERS ?= 2
 
 test: lint
