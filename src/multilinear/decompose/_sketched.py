@@ -227,7 +227,8 @@ class SketchedSolver:
         rank = sampler.rank
         # One right-hand side for every mode, written (and so faulted in) here, at setup: a fresh
         # (I_mode, R) array per solve is faulted in page by page, which costs more than the sampled MTTKRP
-        # on long modes, and untouched buffers made the first timed iteration 1-4 s slower on 6e7 nonzeros.
+        # on long modes. (The first timed iteration is still 1.4-3 s slower than the others on 6e7
+        # nonzeros, for a reason not found yet: see docs/benchmarks/randomized_cp.md.)
         self._rhs = np.zeros((max(X.shape), rank))
         self._rhs.fill(0.0)
         # the solution of mode n goes to out[n] (C-contiguous float64, (I_n, R), the caller's to overwrite)
