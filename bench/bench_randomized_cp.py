@@ -14,8 +14,8 @@ prints the tables for docs/benchmarks/randomized_cp.md and draws the fit-time pl
   exactly low-rank ``planted_sparse`` tensor on Zipf-popular blocks: short modes, long fibers) or
   ``counts`` (``planted_counts``: events drawn from a planted rank-25 power-law model, long modes, short
   fibers, mostly ones, like FROSTT's count tensors). ``--init`` picks every method's initial factors
-  (``gaussian``, the earlier runs, or ``rrf``, the randomized range finder that ``cp_als`` uses for the
-  sampled methods by default; its time is reported apart and added in a column of its own). One PNG per
+  (the same for all: ``gaussian``, the earlier runs; ``sampled-rrf``, the sampled methods' default in
+  ``cp_als``; ``rrf``; ``norms``); its time is reported apart and added in a column of its own. One PNG per
   tensor and init, one panel per rank.
 - ``breakdown``: per-iteration cost of each method on the fit-time tensor, split into sampling, sampled
   system (fiber lookup + sampled MTTKRP + sampled Gram), solve and tree/leverage update, from warm factors.
@@ -537,7 +537,7 @@ def main() -> None:
         "--init",
         choices=["gaussian", "norms", "rrf", "sampled-rrf"],
         default="gaussian",
-        help="fit-time: initial factors of every method (the same for all; rrf's time is reported apart)",
+        help="fit-time: initial factors of every method (the same for all; their time is reported apart)",
     )
     parser.add_argument("--method", default="exact", help="fit-time-one only")
     parser.add_argument("--tag", default="", help="suffix of the result file name (split runs of a section)")

@@ -220,7 +220,7 @@ def test_sampled_rrf_spans_the_factors_of_an_exactly_low_rank_tensor():
 
     rng = np.random.default_rng(5)
     true = [rng.random((n, 3)) for n in (30, 25, 20)]
-    dense = np.einsum("ir,jr,kr->ijk", *true) * (rng.random((30, 25, 20)) < 1.0)
+    dense = np.einsum("ir,jr,kr->ijk", *true)
     X = ml.SparseTensor.from_dense(dense)
     factors = sampled_range_finder_factors(X, 3, np.random.default_rng(0), samples=200)
     for n in (1, 2):

@@ -332,7 +332,7 @@ def sampled_range_finder_factors(
     ``1 / sqrt(samples * p)``), multiply ``C`` by a Gaussian matrix (one sampled MTTKRP with Gaussian
     design rows) and orthonormalise as :func:`~multilinear.decompose._init.range_finder_factors` does.
     It costs about one sampled solve per mode and uses the fiber layouts the sampled solvers build anyway,
-    where the full range finder needs the exact MTTKRP's per-mode layouts (on 6e7 nonzeros: ~25 s).
+    where the full range finder needs the exact MTTKRP's per-mode layouts (on 6e7 nonzeros: 23-31 s).
     Rows of ``X_(n)`` that no drawn fiber reaches are zero.
     """
     from multilinear.decompose._init import orthonormal_range

@@ -2,9 +2,9 @@
 
 A *fiber layout* of mode ``n`` sorts the nonzeros by the row-major linear key of their indices in the
 other modes, so all nonzeros of one mode-``n`` fiber are consecutive: ``fiber_keys`` (F,) ascending and
-unique, ``fiber_ptr`` (F + 1,) their ranges, ``permutation`` (nnz,) int32/int64 the nonzeros in that order,
-and the mode-``n`` index and value of each nonzero copied in that order (``fiber_rows``, ``fiber_values``), so
-the sampled MTTKRP reads each fiber contiguously instead of gathering from the tensor's arrays.
+unique, ``fiber_ptr`` (F + 1,) their ranges, and the mode-``n`` index and value of each nonzero copied in
+that order (``fiber_rows``, ``fiber_values``), so the sampled MTTKRP reads each fiber contiguously instead
+of gathering from the tensor's arrays.
 A sampled Khatri-Rao row is a tuple of indices of the other modes, i.e. one fiber key: binary search finds
 its nonzeros.
 """
