@@ -281,3 +281,18 @@ def test_solver_writes_into_the_given_factors_when_in_place():
         assert other.solve(2, factors, np.ones(3)) is not factors[2]
     with pytest.raises(ValueError, match="C-contiguous float64"):
         make_sketched_solver("sts", X, [f.T.copy().T for f in factors], samples=10, rng=0, in_place=True)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_loop_takes_the_samplers_grams(method, monkeypatch):
+    # the sketched solvers hand the loop each new factor's Gram matrix (the sampler has it): the result
+    # must be what recomputing U^T U gives, up to rounding
+    from multilinear.decompose import _sketched
+
+    X = _planted_sparse((30, 25, 20), 3, seed=6)
+    shared = ml.cp_als(X, 3, method=method, samples=400, rng=2, max_iter=6, tol=0.0)
+    monkeypatch.delattr(_sketched.SketchedSolver, "factor_gram")
+    recomputed = ml.cp_als(X, 3, method=method, samples=400, rng=2, max_iter=6, tol=0.0)
+    assert abs(shared.fit - recomputed.fit) <= 1e-10
+    for a, b in zip(shared.factors, recomputed.factors):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)

@@ -158,3 +158,52 @@ def test_shared_walks_draw_what_independent_walks_draw(parallel):
     for got, wanted in zip(results[0], results[1]):
         np.testing.assert_array_equal(got, wanted)
     assert np.unique(results[0][1]).size > 100  # the draws spread over many rows and leaves
+
+
+@pytest.mark.parametrize("sampler_class", ["sts", "product"])
+def test_copy_false_keeps_the_given_arrays_and_gram_follows_updates(sampler_class):
+    from multilinear.sampling import ProductLeverageSampler
+
+    make = STSSampler if sampler_class == "sts" else ProductLeverageSampler
+    factors = skewed_factors((9, 8, 7), 4, seed=5)
+    shared = make(factors, copy=False)
+    copied = make([f.copy() for f in factors])
+    for k, f in enumerate(factors):
+        np.testing.assert_allclose(shared.gram(k), f.T @ f, rtol=1e-13, atol=1e-13 * np.abs(f.T @ f).max())
+    # the caller changes factor 1 in place, then hands the same array to update (what cp_als does)
+    replacement = skewed_factors((8,), 4, seed=99)[0]
+    factors[1][...] = replacement
+    shared.update(1, factors[1])
+    copied.update(1, replacement)
+    assert np.shares_memory(shared.factors[1], factors[1])
+    np.testing.assert_allclose(shared.gram(1), replacement.T @ replacement, rtol=1e-13, atol=1e-12)
+    rows_shared, probs_shared = shared.sample(2, 800, rng=3)
+    rows_copied, probs_copied = copied.sample(2, 800, rng=3)
+    np.testing.assert_array_equal(rows_shared, rows_copied)
+    np.testing.assert_allclose(probs_shared, probs_copied, rtol=1e-12)
+    with pytest.raises(TypeError, match="C-contiguous float64"):
+        shared.update(0, np.asfortranarray(factors[0]))
+    with pytest.raises(TypeError, match="C-contiguous float64"):
+        make([factors[0], factors[1].astype(np.float32), factors[2]], copy=False)
+    with pytest.raises(ValueError, match="shape"):
+        shared.update(0, np.ones((4, 4)))
+    bad = factors[2].copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        shared.update(2, bad)
+
+
+def test_distinct_ids_without_a_combined_key():
+    # ids of (prefix, row) pairs: the combined-key path and the lexsort path (for keys that would overflow)
+    from multilinear.sampling.sts import _distinct_ids
+
+    rng = np.random.default_rng(2)
+    prefix = rng.integers(0, 40, 5000)
+    drawn = rng.integers(0, 30, 5000)
+    fast = _distinct_ids(prefix, drawn, 30)
+    slow = _distinct_ids(prefix, drawn, 2**62)
+    np.testing.assert_array_equal(fast, slow)
+    pairs = prefix * 30 + drawn
+    assert fast.max() + 1 == np.unique(pairs).size
+    for value in np.unique(fast)[:50]:
+        assert np.unique(pairs[fast == value]).size == 1

@@ -268,6 +268,12 @@ class SketchedSolver:
         """Hand the new factor to the sampler (the STS sampler rebuilds that factor's tree)."""
         self.sampler.update(mode, factor)
 
+    def factor_gram(self, mode: int) -> np.ndarray:
+        """``U^T U`` of the factor of ``mode`` as of the latest ``factor_changed``, from the sampler (the
+        root of the STS sampler's tree, or the Gram the product sampler's leverage scores used), so that
+        the ALS loop does not compute it again."""
+        return self.sampler.gram(mode)
+
 
 def make_sketched_solver(
     method: str,
@@ -312,10 +318,17 @@ def make_sketched_solver(
         if f.shape[0] != X.shape[k]:
             raise ValueError(f"factors[{k}] must have {X.shape[k]} rows (mode {k} of X), got {f.shape[0]}")
     generator = as_generator(rng)
+    # in place, the samplers keep cp_als's factor arrays instead of copies (the solver writes each new
+    # factor into them, and the loop hands it to factor_changed right after normalising it in place)
+    if in_place:
+        for n, f in enumerate(factors):
+            if not isinstance(f, np.ndarray) or f.dtype != np.float64 or not f.flags.c_contiguous:
+                raise ValueError(f"in_place needs C-contiguous float64 factors; factors[{n}] is not")
+        checked = list(factors)
     if method == "sts":
-        sampler: STSSampler | ProductLeverageSampler = STSSampler(checked)
+        sampler: STSSampler | ProductLeverageSampler = STSSampler(checked, copy=not in_place)
     else:
-        sampler = ProductLeverageSampler(checked, hybrid=method == "arls-lev-hybrid")
+        sampler = ProductLeverageSampler(checked, hybrid=method == "arls-lev-hybrid", copy=not in_place)
     for mode in range(X.ndim):
         fiber_layout(X, mode)  # build the layouts now (setup), not in the first timed solve
     return SketchedSolver(sampler, X, samples, generator, out=list(factors) if in_place else None)

@@ -3,7 +3,9 @@
 The ALS loop in :mod:`multilinear.decompose.cp` is method-agnostic. For each mode ``n`` in order it calls
 ``A = solver.solve(n, factors, weights)``, normalises the columns of ``A`` into ``weights``, stores
 ``factors[n] = A`` and calls ``solver.factor_changed(n, A)``. A solver may keep state derived from the
-factors (Gram matrices, stacked copies, sampling trees) and update it in ``factor_changed``.
+factors (Gram matrices, stacked copies, sampling trees) and update it in ``factor_changed``. A solver that
+computes the Gram matrix of each new factor anyway may offer ``factor_gram(n)``; the loop then takes the
+Gram from it after ``factor_changed`` instead of computing it again.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ class GramCache:
     def __init__(self, factors: list[np.ndarray]) -> None:
         self.grams = [f.T @ f for f in factors]
 
-    def update(self, mode: int, factor: np.ndarray) -> None:
-        """Recompute the Gram matrix of ``mode`` from its new ``factor``."""
-        self.grams[mode] = factor.T @ factor
+    def update(self, mode: int, factor: np.ndarray, gram: np.ndarray | None = None) -> None:
+        """Recompute the Gram matrix of ``mode`` from its new ``factor`` (or take ``gram``, already known)."""
+        self.grams[mode] = factor.T @ factor if gram is None else gram
 
     def hadamard_except(self, mode: int) -> np.ndarray:
         """Elementwise product of every Gram matrix but ``mode``'s, shape (R, R)."""

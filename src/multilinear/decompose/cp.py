@@ -256,6 +256,8 @@ def _als_loop(
     fit_generator: np.random.Generator | None = None,
 ) -> None:
     nmodes = len(state.factors)
+    # a solver that computes each new factor's Gram matrix anyway (the sketched ones) hands it over
+    factor_gram = getattr(solver, "factor_gram", None)
     for iteration in range(1, max_iter + 1):
         t0 = time.perf_counter()
         for mode in range(nmodes):
@@ -263,8 +265,12 @@ def _als_loop(
             factor, weights = _normalise_columns(unnormalised)
             state.factors[mode] = factor
             state.weights = weights
-            grams.update(mode, factor)
-            solver.factor_changed(mode, factor)
+            if factor_gram is None:
+                grams.update(mode, factor)
+                solver.factor_changed(mode, factor)
+            else:
+                solver.factor_changed(mode, factor)
+                grams.update(mode, factor, factor_gram(mode))
         t1 = time.perf_counter()
         state.update_seconds.append(t1 - t0)
         state.iterations = iteration

@@ -54,6 +54,28 @@ def check_update(factors: list[np.ndarray], mode: Any, factor: Any) -> tuple[int
     return mode, check_matrix(factor, "factor", rows=rows, cols=rank)
 
 
+def check_shared_update(factors: list[np.ndarray], mode: Any, factor: Any) -> tuple[int, np.ndarray]:
+    """Validate an ``update(mode, factor)`` of a sampler that keeps ``factor`` itself (``copy=False``).
+
+    The array must already be C-contiguous float64 of the right shape (it is not converted: a converted
+    copy would not see the caller's later changes). Finiteness is checked by the caller on the factor's
+    Gram matrix (O(R^2): a non-finite entry makes it non-finite) instead of a pass over the factor.
+    """
+    mode = check_mode(mode, len(factors))
+    expected = factors[mode].shape
+    if not isinstance(factor, np.ndarray) or factor.dtype != np.float64 or not factor.flags.c_contiguous:
+        raise TypeError("with copy=False, factor must be a C-contiguous float64 numpy array")
+    if factor.shape != expected:
+        raise ValueError(f"factor must have shape {expected}, got {factor.shape}")
+    return mode, factor
+
+
+def check_finite_gram(gram: np.ndarray, mode: int) -> None:
+    """Raise if the Gram matrix of factor ``mode`` is not finite (then neither is the factor)."""
+    if not np.all(np.isfinite(gram)):
+        raise ValueError(f"factor {mode} has non-finite entries (nan or inf): its Gram matrix is not finite")
+
+
 def check_sample_count(n: Any) -> int:
     """Return the number of draws ``n`` as an int >= 1."""
     return check_positive_int(n, "n")
@@ -87,9 +109,12 @@ def symmetric_pinv(gram: np.ndarray) -> tuple[np.ndarray, int]:
     return 0.5 * (pinv + pinv.T), int(keep.sum())
 
 
-def factor_leverage_scores(factor: np.ndarray) -> np.ndarray:
-    """Leverage scores of the rows of one factor, ``diag(U (U^T U)^+ U^T)``, shape (I,)."""
-    pinv, _ = symmetric_pinv(factor.T @ factor)
+def factor_leverage_scores(factor: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
+    """Leverage scores of the rows of one factor, ``diag(U (U^T U)^+ U^T)``, shape (I,).
+
+    ``gram``, ``U^T U`` when the caller has it already.
+    """
+    pinv, _ = symmetric_pinv(factor.T @ factor if gram is None else gram)
     scores = np.einsum("ir,ir->i", factor @ pinv, factor)
     return np.maximum(scores, 0.0)
 

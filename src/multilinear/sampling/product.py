@@ -16,8 +16,10 @@ from multilinear._core.rng import as_generator
 from multilinear._core.typing import RNGLike
 from multilinear.sampling._common import (
     check_factors,
+    check_finite_gram,
     check_mode,
     check_sample_count,
+    check_shared_update,
     check_update,
     factor_leverage_scores,
     other_modes,
@@ -34,6 +36,9 @@ class ProductLeverageSampler:
         The factor matrices (N >= 2). They are copied.
     hybrid : bool
         Include the rows of probability >= 1/n deterministically (Larsen & Kolda's hybrid scheme).
+    copy : bool
+        Keep copies of the factors (default), or, with ``copy=False``, the arrays given (C-contiguous
+        float64) and in ``update`` the new one, as :class:`~multilinear.sampling.STSSampler` does.
 
     Notes
     -----
@@ -45,21 +50,40 @@ class ProductLeverageSampler:
     ``1 / (n_random p)``), one inside it ``probs = inf`` (weight 0, its mass is already counted).
     """
 
-    def __init__(self, factors: Any, hybrid: bool = False) -> None:
+    def __init__(self, factors: Any, hybrid: bool = False, *, copy: bool = True) -> None:
         if not isinstance(hybrid, (bool, np.bool_)):
             raise TypeError(f"hybrid must be True or False, got {type(hybrid).__name__} {hybrid!r}")
+        if not isinstance(copy, (bool, np.bool_)):
+            raise TypeError(f"copy must be True or False, got {type(copy).__name__}")
         self.hybrid = bool(hybrid)
-        self._factors = [f.copy() for f in check_factors(factors)]
-        self._probs = [self._distribution(f) for f in self._factors]
+        self._copy = bool(copy)
+        if self._copy:
+            self._factors = [f.copy() for f in check_factors(factors)]
+        else:
+            if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
+                raise TypeError(f"factors must be a list of 2-D arrays, got {type(factors).__name__}")
+            for k, f in enumerate(factors):
+                if not isinstance(f, np.ndarray) or f.dtype != np.float64 or not f.flags.c_contiguous:
+                    raise TypeError(
+                        f"with copy=False, factors[{k}] must be a C-contiguous float64 numpy array"
+                    )
+            self._factors = list(check_factors(factors))
+        self._grams = [f.T @ f for f in self._factors]
+        self._probs = [self._distribution(f, g) for f, g in zip(self._factors, self._grams)]
         self._cdfs = [np.cumsum(p) for p in self._probs]
 
     @staticmethod
-    def _distribution(factor: np.ndarray) -> np.ndarray:
-        scores = factor_leverage_scores(factor)
+    def _distribution(factor: np.ndarray, gram: np.ndarray) -> np.ndarray:
+        """Leverage scores ``diag(U G^+ U^T)`` of the rows (``G = U^T U``), normalised to sum 1."""
+        scores = factor_leverage_scores(factor, gram)
         total = scores.sum()
         if total <= 0.0:
             return np.full(factor.shape[0], 1.0 / factor.shape[0])  # zero factor: nothing to prefer
         return scores / total
+
+    def gram(self, mode: int) -> np.ndarray:
+        """The Gram matrix ``U^T U`` of factor ``mode`` (a copy), shape (R, R)."""
+        return self._grams[check_mode(mode, len(self._factors))].copy()
 
     @property
     def factors(self) -> list[np.ndarray]:
@@ -79,10 +103,18 @@ class ProductLeverageSampler:
         return self._probs[check_mode(mode, len(self._factors))].copy()
 
     def update(self, mode: int, factor: Any) -> None:
-        """Replace factor ``mode`` (same shape) and recompute its leverage scores."""
-        mode, factor = check_update(self._factors, mode, factor)
-        self._factors[mode] = factor.copy()
-        self._probs[mode] = self._distribution(self._factors[mode])
+        """Replace factor ``mode`` (same shape) and recompute its leverage scores (with ``copy=False`` the
+        sampler keeps ``factor`` itself)."""
+        if self._copy:
+            mode, factor = check_update(self._factors, mode, factor)
+            self._factors[mode] = factor.copy()
+        else:
+            mode, factor = check_shared_update(self._factors, mode, factor)
+            self._factors[mode] = factor
+        self._grams[mode] = self._factors[mode].T @ self._factors[mode]
+        if not self._copy:
+            check_finite_gram(self._grams[mode], mode)
+        self._probs[mode] = self._distribution(self._factors[mode], self._grams[mode])
         self._cdfs[mode] = np.cumsum(self._probs[mode])
 
     def _draw(self, modes: list[int], n: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
