@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+_POOL: ThreadPoolExecutor | None = None
 
 
 def default_threads() -> int:
@@ -47,3 +50,22 @@ def thread_limits(numba_threads: int | None = None, blas_threads: int | None = N
             import numba
 
             numba.set_num_threads(restore_numba)
+
+
+def run_pieces(task: Callable[[int], None], starts: range) -> None:
+    """``task(start)`` for every start, on a small pool of Python threads (``default_threads()`` of them).
+
+    For numpy calls that release the GIL (matrix products, elementwise passes) on disjoint slices of an
+    array: each piece runs single-threaded BLAS inside it (as ``cp_als`` sets), so OpenBLAS's own threads
+    stay asleep and do not spin against numba's pool afterwards. Each task writes its own slice, and the
+    pieces are fixed by the caller, so a result does not depend on the thread count.
+    """
+    global _POOL
+    if len(starts) <= 1 or default_threads() == 1:
+        for start in starts:
+            task(start)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=default_threads(), thread_name_prefix="multilinear")
+    for future in [_POOL.submit(task, start) for start in starts]:
+        future.result()

@@ -14,10 +14,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from multilinear._core.threads import run_pieces
 from multilinear.decompose._layout import mode_layout, stack_factors
 from multilinear.decompose._mttkrp import dense_mttkrp, sparse_mttkrp_stacked
 from multilinear.tensor.sparse import SparseTensor
 
+# Rows per piece of a long solve (run on the pool of multilinear._core.threads.run_pieces).
+_SOLVE_PIECE_ROWS = 2**15
 # Above this estimated condition number of the R x R system the Cholesky solve is replaced by a
 # least-squares solve with the pseudo-inverse.
 _MAX_CONDITION = 1e12
@@ -99,10 +102,20 @@ class NormalEquations:
         self.method = "pinv"
 
     def solve(self, rhs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The solution A (I, R) of ``A @ gram = rhs``, written into ``out`` when given (C-contiguous)."""
+        """The solution A (I, R) of ``A @ gram = rhs``, written into ``out`` when given (C-contiguous).
+
+        Long right-hand sides are multiplied in fixed pieces of rows on a small pool of threads (BLAS is
+        single-threaded inside ``cp_als``); a row's result does not depend on the pieces.
+        """
         if out is None:
             out = np.empty(rhs.shape, dtype=np.float64)
-        np.matmul(rhs, self.inverse, out=out)
+        rows = rhs.shape[0]
+
+        def piece(start: int) -> None:
+            stop = min(rows, start + _SOLVE_PIECE_ROWS)
+            np.matmul(rhs[start:stop], self.inverse, out=out[start:stop])
+
+        run_pieces(piece, range(0, rows, _SOLVE_PIECE_ROWS))
         return out
 
     def trace_of_solution(self, rhs_gram: np.ndarray) -> float:

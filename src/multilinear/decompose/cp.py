@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from multilinear._core.rng import as_generator
-from multilinear._core.threads import thread_limits
+from multilinear._core.threads import run_pieces, thread_limits
 from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_choice, check_nonnegative_float, check_positive_int
 from multilinear.decompose._init import (
@@ -29,6 +29,7 @@ RANDOMIZED_METHODS = METHODS[1:]
 DEFAULT_SAMPLES = 2**16
 # BLAS threads inside the ALS loop (None: leave BLAS as it is). bench/bench_cp.py compares both.
 _LOOP_BLAS_THREADS: int | None = 1
+_NORMALISE_PIECE_ROWS = 2**16  # rows per piece when normalising a long factor
 
 Callback = Callable[[int, "float | None", list[np.ndarray]], Any]
 
@@ -316,10 +317,32 @@ def _fit(
 
 
 def _normalise_columns(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Divide the columns by their 2-norms (zero columns stay zero); return (factor, norms)."""
-    norms = np.sqrt(np.einsum("ir,ir->r", factor, factor))
-    safe = np.where(norms > 0, norms, 1.0)
-    factor /= safe
+    """Divide the columns by their 2-norms (zero columns stay zero); return (factor, norms).
+
+    Long factors go in fixed pieces of rows on the small thread pool of ``run_pieces`` (sums of squares
+    per piece, added in piece order, so the norms do not depend on the thread count).
+    """
+    rows = factor.shape[0]
+    if rows <= _NORMALISE_PIECE_ROWS:
+        norms = np.sqrt(np.einsum("ir,ir->r", factor, factor))
+        safe = np.where(norms > 0, norms, 1.0)
+        factor /= safe
+        return np.ascontiguousarray(factor), norms
+    starts = range(0, rows, _NORMALISE_PIECE_ROWS)
+    partial = np.empty((len(starts), factor.shape[1]))
+
+    def squares(start: int) -> None:
+        block = factor[start : start + _NORMALISE_PIECE_ROWS]
+        partial[start // _NORMALISE_PIECE_ROWS] = np.einsum("ir,ir->r", block, block)
+
+    run_pieces(squares, starts)
+    norms = np.sqrt(partial.sum(axis=0))
+    scale = 1.0 / np.where(norms > 0, norms, 1.0)
+
+    def divide(start: int) -> None:
+        factor[start : start + _NORMALISE_PIECE_ROWS] *= scale
+
+    run_pieces(divide, starts)
     return np.ascontiguousarray(factor), norms
 
 

@@ -10,34 +10,15 @@ both split into slices run on a small pool of threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from multilinear._core.threads import default_threads
+from multilinear._core.threads import default_threads, run_pieces
 
 _DEFAULT_TREE_BYTES = 512 * 2**20  # a factor's tree grows its leaves until it fits in this
 _BUILD_CHUNK = 4096  # bottom-level nodes per batched matmul (bounds the temporary copy)
 _PARALLEL_ADD_NODES = 1024  # levels with at least this many nodes are summed by several threads
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _run(task: Callable[[int], None], starts: range) -> None:
-    """``task(start)`` for every start, on a pool of threads (numpy releases the GIL in these calls).
-
-    Each task writes its own slice of the tree, so the result is the same at any thread count.
-    """
-    global _POOL
-    if len(starts) <= 1 or default_threads() == 1:
-        for start in starts:
-            task(start)
-        return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=default_threads(), thread_name_prefix="multilinear-tree")
-    for future in [_POOL.submit(task, start) for start in starts]:
-        future.result()
 
 
 @dataclass(frozen=True)
@@ -107,7 +88,7 @@ def build_gram_tree(factor: np.ndarray, leaf_size: int, out: GramTree | None = N
         block = factor[start * span : stop * span].reshape(stop - start, span, rank)
         np.matmul(block.transpose(0, 2, 1), block, out=nodes[bottom + start : bottom + stop])
 
-    _run(bottom_chunk, range(0, full, chunk))
+    run_pieces(bottom_chunk, range(0, full, chunk))
     if full * span < rows:
         rest = factor[full * span :]
         nodes[bottom + full] = rest.T @ rest
@@ -126,7 +107,7 @@ def build_gram_tree(factor: np.ndarray, leaf_size: int, out: GramTree | None = N
                 out=nodes[level + start : level + stop],
             )
 
-        _run(add_children, range(0, level, step))
+        run_pieces(add_children, range(0, level, step))
         level //= 2
     if out is not None and nodes is out.nodes:
         return out
