@@ -91,3 +91,33 @@ def test_sparse_solver_writes_into_its_stacked_storage() -> None:
     np.testing.assert_allclose(
         third @ gram, reference_mttkrp(dense, [replacement, second, factors[2]], 2), atol=1e-9
     )
+
+
+def test_long_solves_and_normalisation_in_pieces_match_whole_array_operations(monkeypatch) -> None:
+    # pieces of rows on the thread pool: each row's product is the same BLAS call on that row; the column
+    # norms add per-piece sums, so they agree with the one-pass norms to rounding, at any thread count
+    import multilinear._core.threads as threads_module
+    from multilinear._core.threads import thread_limits
+    from multilinear.decompose import _solvers
+    from multilinear.decompose._solvers import NormalEquations
+    from multilinear.decompose.cp import _NORMALISE_PIECE_ROWS, _normalise_columns
+
+    rng = np.random.default_rng(3)
+    rows = 2 * _NORMALISE_PIECE_ROWS + 123
+    rhs = rng.standard_normal((rows, 5))
+    spd = rng.standard_normal((5, 5))
+    system = NormalEquations(spd @ spd.T + 5 * np.eye(5))
+    assert rows > 2 * _solvers._SOLVE_PIECE_ROWS
+    results = []
+    for threads in (1, 2):  # the pool's size (serial for 1)
+        monkeypatch.setattr(threads_module, "default_threads", lambda threads=threads: threads)
+        with thread_limits(blas_threads=1):
+            solved = system.solve(rhs)
+            factor, norms = _normalise_columns(solved.copy())
+        results.append((solved, factor, norms))
+    np.testing.assert_allclose(results[0][0], rhs @ system.inverse, rtol=1e-13, atol=1e-13)
+    whole = np.sqrt(np.einsum("ir,ir->r", results[0][0], results[0][0]))
+    np.testing.assert_allclose(results[0][2], whole, rtol=1e-13)
+    np.testing.assert_allclose(results[0][1], results[0][0] / whole, rtol=1e-13, atol=1e-16)
+    for a, b in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b)
