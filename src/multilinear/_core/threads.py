@@ -56,8 +56,8 @@ def run_pieces(task: Callable[[int], None], starts: range) -> None:
     """``task(start)`` for every start, on a small pool of Python threads (``default_threads()`` of them).
 
     For numpy calls that release the GIL (matrix products, elementwise passes) on disjoint slices of an
-    array: each piece runs single-threaded BLAS inside it (as ``cp_als`` sets), so OpenBLAS's own threads
-    stay asleep and do not spin against numba's pool afterwards. Each task writes its own slice, and the
+    array. Inside ``cp_als`` BLAS is limited to one thread, so each piece's product runs on its pool
+    thread alone (two cores busy without OpenBLAS's own threads). Each task writes its own slice, and the
     pieces are fixed by the caller, so a result does not depend on the thread count.
     """
     global _POOL

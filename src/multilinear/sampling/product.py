@@ -33,7 +33,7 @@ class ProductLeverageSampler:
     Parameters
     ----------
     factors : sequence of array_like, each of shape (I_k, R)
-        The factor matrices (N >= 2). They are copied.
+        The factor matrices (N >= 2). They are copied unless ``copy=False``.
     hybrid : bool
         Include the rows of probability >= 1/n deterministically (Larsen & Kolda's hybrid scheme).
     copy : bool

@@ -47,7 +47,7 @@ class STSSampler:
     Parameters
     ----------
     factors : sequence of array_like, each of shape (I_k, R)
-        The factor matrices (N >= 2). They are copied.
+        The factor matrices (N >= 2). They are copied unless ``copy=False``.
     leaf_size : int, optional
         Factor rows per tree leaf. By default ``R``, doubled while a factor's tree would exceed 512 MiB.
     copy : bool
