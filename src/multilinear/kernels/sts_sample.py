@@ -39,6 +39,8 @@ Random numbers come in (one uniform per sample and tree, drawn by the caller fro
 
 from __future__ import annotations
 
+import contextlib
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -84,32 +86,6 @@ def _quadratic_forms8(matrix, vectors, out):
     out[5] = t5
     out[6] = t6
     out[7] = t7
-
-
-@njit(cache=True)
-def _forms_by_node(
-    tree, child, vectors, node_of, key_of, pair_start, by_node, start, stop, lanes, values, out
-):
-    """``out[q] = v^T tree[child * node] v`` for the pairs ``q = by_node[start:stop]`` (grouped by node),
-    ``v`` the pair's key vector; eight pairs of one node at a time (``lanes`` (8, R) and ``values`` (8,)
-    are scratch)."""
-    rank = vectors.shape[1]
-    i = start
-    while i < stop:
-        node = node_of[pair_start[by_node[i]]]
-        count = 0
-        while i + count < stop and count < 8 and node_of[pair_start[by_node[i + count]]] == node:
-            key = key_of[pair_start[by_node[i + count]]]
-            for j in range(rank):
-                lanes[count, j] = vectors[key, j]
-            count += 1
-        for k in range(count, 8):
-            for j in range(rank):
-                lanes[k, j] = 0.0
-        _quadratic_forms8(tree[child * node], lanes, values)
-        for k in range(count):
-            out[by_node[i + k]] = values[k]
-        i += count
 
 
 @njit(cache=True, fastmath=True)  # reductions vectorise only with reassociation (measured 2.6x)
@@ -331,23 +307,18 @@ def _leaves_levelwise(factor, n_leaves, leaf_size, vectors, key_of, order, node_
                     h[s, j] *= factor[row, j]
 
 
+@contextlib.contextmanager
 def _single_threaded(parallel):
     """Context: numba's pool limited to one thread unless ``parallel``."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def limit():
-        if parallel:
-            yield
-            return
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            yield
-        finally:
-            numba.set_num_threads(threads)
-
-    return limit()
+    if parallel:
+        yield
+        return
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
 
 
 def sts_draw_components(eigen_tree, n_components_padded, h, uniforms, order, keys, out, *, parallel):

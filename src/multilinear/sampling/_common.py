@@ -54,6 +54,22 @@ def check_update(factors: list[np.ndarray], mode: Any, factor: Any) -> tuple[int
     return mode, check_matrix(factor, "factor", rows=rows, cols=rank)
 
 
+def take_factors(factors: Any, copy: bool) -> list[np.ndarray]:
+    """The factors a sampler keeps: validated copies, or with ``copy=False`` the given arrays themselves,
+    which must then be C-contiguous float64 already (a converted copy would not see the caller's changes).
+    """
+    if not isinstance(copy, (bool, np.bool_)):
+        raise TypeError(f"copy must be True or False, got {type(copy).__name__}")
+    if copy:
+        return [f.copy() for f in check_factors(factors)]
+    if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
+        raise TypeError(f"factors must be a list of 2-D arrays, got {type(factors).__name__}")
+    for k, f in enumerate(factors):
+        if not isinstance(f, np.ndarray) or f.dtype != np.float64 or not f.flags.c_contiguous:
+            raise TypeError(f"with copy=False, factors[{k}] must be a C-contiguous float64 numpy array")
+    return list(check_factors(factors))  # the same arrays (already in form), checked
+
+
 def check_shared_update(factors: list[np.ndarray], mode: Any, factor: Any) -> tuple[int, np.ndarray]:
     """Validate an ``update(mode, factor)`` of a sampler that keeps ``factor`` itself (``copy=False``).
 

@@ -15,7 +15,6 @@ import numpy as np
 from multilinear._core.rng import as_generator
 from multilinear._core.typing import RNGLike
 from multilinear.sampling._common import (
-    check_factors,
     check_finite_gram,
     check_mode,
     check_sample_count,
@@ -24,6 +23,7 @@ from multilinear.sampling._common import (
     factor_leverage_scores,
     other_modes,
     row_keys,
+    take_factors,
 )
 
 
@@ -53,21 +53,9 @@ class ProductLeverageSampler:
     def __init__(self, factors: Any, hybrid: bool = False, *, copy: bool = True) -> None:
         if not isinstance(hybrid, (bool, np.bool_)):
             raise TypeError(f"hybrid must be True or False, got {type(hybrid).__name__} {hybrid!r}")
-        if not isinstance(copy, (bool, np.bool_)):
-            raise TypeError(f"copy must be True or False, got {type(copy).__name__}")
         self.hybrid = bool(hybrid)
         self._copy = bool(copy)
-        if self._copy:
-            self._factors = [f.copy() for f in check_factors(factors)]
-        else:
-            if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
-                raise TypeError(f"factors must be a list of 2-D arrays, got {type(factors).__name__}")
-            for k, f in enumerate(factors):
-                if not isinstance(f, np.ndarray) or f.dtype != np.float64 or not f.flags.c_contiguous:
-                    raise TypeError(
-                        f"with copy=False, factors[{k}] must be a C-contiguous float64 numpy array"
-                    )
-            self._factors = list(check_factors(factors))
+        self._factors = take_factors(factors, copy)
         self._grams = [f.T @ f for f in self._factors]
         self._probs = [self._distribution(f, g) for f, g in zip(self._factors, self._grams)]
         self._cdfs = [np.cumsum(p) for p in self._probs]

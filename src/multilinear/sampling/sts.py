@@ -25,7 +25,6 @@ from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_positive_int
 from multilinear.sampling._common import (
     ZeroKhatriRaoError,
-    check_factors,
     check_finite_gram,
     check_mode,
     check_sample_count,
@@ -33,6 +32,7 @@ from multilinear.sampling._common import (
     check_update,
     other_modes,
     symmetric_pinv,
+    take_factors,
 )
 from multilinear.sampling._gram_tree import GramTree, build_eigen_tree, build_gram_tree, choose_leaf_size
 
@@ -68,20 +68,8 @@ class STSSampler:
     """
 
     def __init__(self, factors: Any, *, leaf_size: int | None = None, copy: bool = True) -> None:
-        if not isinstance(copy, (bool, np.bool_)):
-            raise TypeError(f"copy must be True or False, got {type(copy).__name__}")
+        self._factors = take_factors(factors, copy)
         self._copy = bool(copy)
-        if self._copy:
-            self._factors = [f.copy() for f in check_factors(factors)]
-        else:
-            if isinstance(factors, np.ndarray) or not isinstance(factors, (list, tuple)):
-                raise TypeError(f"factors must be a list of 2-D arrays, got {type(factors).__name__}")
-            for k, f in enumerate(factors):
-                if not isinstance(f, np.ndarray) or f.dtype != np.float64 or not f.flags.c_contiguous:
-                    raise TypeError(
-                        f"with copy=False, factors[{k}] must be a C-contiguous float64 numpy array"
-                    )
-            self._factors = list(check_factors(factors))  # (no copies: the arrays are already in form)
         if leaf_size is not None:
             leaf_size = check_positive_int(leaf_size, "leaf_size")
         self._leaf_size = leaf_size
