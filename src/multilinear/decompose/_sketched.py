@@ -227,8 +227,8 @@ class SketchedSolver:
         rank = sampler.rank
         # One right-hand side for every mode, written (and so faulted in) here, at setup: a fresh
         # (I_mode, R) array per solve is faulted in page by page, which costs more than the sampled MTTKRP
-        # on long modes. (The first timed iteration is still 1.4-3 s slower than the others on 6e7
-        # nonzeros, for a reason not found yet: see docs/benchmarks/randomized_cp.md.)
+        # on long modes. (The first iteration is still slower than the others: from the initial factors
+        # the solves draw ~4x more distinct rows; see docs/benchmarks/randomized_cp.md.)
         self._rhs = np.zeros((max(X.shape), rank))
         self._rhs.fill(0.0)
         # the solution of mode n goes to out[n] (C-contiguous float64, (I_n, R), the caller's to overwrite)
