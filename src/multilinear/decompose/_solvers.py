@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from multilinear._core import linalg
 from multilinear._core.threads import run_pieces
 from multilinear.decompose._layout import mode_layout, stack_factors
 from multilinear.decompose._mttkrp import dense_mttkrp, sparse_mttkrp_stacked
@@ -52,11 +53,11 @@ class GramCache:
     """
 
     def __init__(self, factors: list[np.ndarray]) -> None:
-        self.grams = [f.T @ f for f in factors]
+        self.grams = [linalg.gram(f) for f in factors]
 
     def update(self, mode: int, factor: np.ndarray, gram: np.ndarray | None = None) -> None:
         """Recompute the Gram matrix of ``mode`` from its new ``factor`` (or take ``gram``, already known)."""
-        self.grams[mode] = factor.T @ factor if gram is None else gram
+        self.grams[mode] = linalg.gram(factor) if gram is None else gram
 
     def hadamard_except(self, mode: int) -> np.ndarray:
         """Elementwise product of every Gram matrix but ``mode``'s, shape (R, R)."""
@@ -194,7 +195,7 @@ class ExactSolver:
         system = NormalEquations(self._grams.hadamard_except(mode))
         if mode == len(self._factors) - 1:
             # <X, M> of the updated model (sum(A * rhs), weights absorbed in A), kept for the fit
-            self._latest = (mode, system.trace_of_solution(rhs.T @ rhs))
+            self._latest = (mode, system.trace_of_solution(linalg.gram(rhs)))
         if self._sparse:
             return system.solve(rhs, out=self._blocks[mode])
         return system.solve(rhs)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from multilinear._core import linalg
 from multilinear._core.validation import check_matrix, check_positive_int
 
 
@@ -130,9 +131,8 @@ def factor_leverage_scores(factor: np.ndarray, gram: np.ndarray | None = None) -
 
     ``gram``, ``U^T U`` when the caller has it already.
     """
-    pinv, _ = symmetric_pinv(factor.T @ factor if gram is None else gram)
-    scores = np.einsum("ir,ir->i", factor @ pinv, factor)
-    return np.maximum(scores, 0.0)
+    pinv, _ = symmetric_pinv(linalg.gram(factor) if gram is None else gram)
+    return np.maximum(linalg.row_quadratic_forms(factor, pinv), 0.0)
 
 
 def krp_rows(factors: list[np.ndarray], modes: Sequence[int], rows: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from multilinear._core import linalg
 from multilinear._core.rng import as_generator
 from multilinear._core.typing import RNGLike
 from multilinear.sampling._common import (
@@ -56,7 +57,7 @@ class ProductLeverageSampler:
         self.hybrid = bool(hybrid)
         self._copy = bool(copy)
         self._factors = take_factors(factors, copy)
-        self._grams = [f.T @ f for f in self._factors]
+        self._grams = [linalg.gram(f) for f in self._factors]
         self._probs = [self._distribution(f, g) for f, g in zip(self._factors, self._grams)]
         self._cdfs = [np.cumsum(p) for p in self._probs]
 
@@ -99,7 +100,7 @@ class ProductLeverageSampler:
         else:
             mode, factor = check_shared_update(self._factors, mode, factor)
             self._factors[mode] = factor
-        self._grams[mode] = self._factors[mode].T @ self._factors[mode]
+        self._grams[mode] = linalg.gram(self._factors[mode])
         if not self._copy:
             check_finite_gram(self._grams[mode], mode)
         self._probs[mode] = self._distribution(self._factors[mode], self._grams[mode])
