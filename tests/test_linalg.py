@@ -26,7 +26,9 @@ def test_gram_and_row_forms_match_whole_array_products_at_any_pool_size(monkeypa
     whole = matrix.T @ matrix
     np.testing.assert_allclose(gram, whole, rtol=1e-12, atol=1e-12 * np.abs(whole).max())
     np.testing.assert_array_equal(gram, gram.T)
-    np.testing.assert_allclose(forms, np.einsum("ir,rs,is->i", matrix, middle, matrix), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        forms, np.einsum("ir,rs,is->i", matrix, middle, matrix), rtol=1e-12, atol=1e-12
+    )
     for a, b in zip(results[0], results[1]):  # same pieces, same sums: bitwise equal
         np.testing.assert_array_equal(a, b)
 
