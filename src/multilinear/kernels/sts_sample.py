@@ -98,36 +98,35 @@ def _row_score(factor, row, vector):
 
 
 @njit(cache=True)
-def _fill_leaf(factor, leaf, leaf_size, vector, running):
-    """Score the rows of one leaf; returns its weight (rows past the end of the factor count zero).
+def _scan_leaves(factor, first_row, stop_row, vector, running, scanned, target):
+    """Row where the running score of rows ``first_row, first_row + 1, ...`` first exceeds ``target``.
 
-    ``running[j]`` is the sum of the positive scores of the leaf's rows up to its row ``j``, or -1 where
-    row ``j``'s score is zero (such a row is never drawn).
+    ``running[j]`` holds the sum of the positive scores of rows ``first_row .. first_row + j`` (-1 where
+    row ``first_row + j`` scores zero: such a row is never drawn) for ``j < scanned``, the rows scored so
+    far; the scan scores further rows (up to ``stop_row``) only as far as ``target`` needs. Returns (row,
+    rows scored); the row is the last one with a positive score when rounding leaves ``target`` past the
+    end, and -1 when no row has a positive score.
     """
-    start = leaf * leaf_size
-    total = 0.0
-    for row in range(start, min(start + leaf_size, factor.shape[0])):
-        score = _row_score(factor, row, vector)
-        total += score
-        running[row - start] = total if score > 0.0 else -1.0
-    return total
-
-
-@njit(cache=True)
-def _search_leaf(factor, leaf, leaf_size, running, target):
-    """Row of ``leaf`` (scored into ``running``) where the running sum first exceeds ``target``.
-
-    Returns the last row with a positive score when rounding leaves ``target`` past the end, and -1 when
-    no row of the leaf has a positive score.
-    """
-    start = leaf * leaf_size
     last_positive = -1
-    for row in range(start, min(start + leaf_size, factor.shape[0])):
-        if running[row - start] >= 0.0:
+    total = 0.0
+    for j in range(scanned):  # rows already scored for this vector
+        if running[j] >= 0.0:
+            last_positive = first_row + j
+            total = running[j]
+            if target < total:
+                return first_row + j, scanned
+    for row in range(first_row + scanned, stop_row):
+        score = _row_score(factor, row, vector)
+        j = row - first_row
+        if score > 0.0:
+            total += score
+            running[j] = total
             last_positive = row
-            if target < running[row - start]:
-                return row
-    return last_positive
+            if target < total:
+                return row, j + 1
+        else:
+            running[j] = -1.0
+    return last_positive, stop_row - first_row
 
 
 @njit(cache=True)
@@ -271,9 +270,13 @@ def _row_vectors(scaled_eigenvectors, components, h, order, first, vectors):
 def _leaves_levelwise(factor, n_leaves, leaf_size, vectors, key_of, order, node_of, target, h, rows_out):
     """Finish the row walks at the bottom internal nodes: pick a row in one of the two leaves below.
 
-    A leaf's rows are scored once per (key, node) pair (the right leaf only if a sample goes there), the
-    pairs grouped by node so that a leaf's rows are read from memory once for all keys. The drawn row is
-    written to ``rows_out`` and folded into ``h``.
+    The rows of the two leaves (contiguous factor rows) are scored in order once per (key, node) pair,
+    and only as far as the pair's largest target needs (about one leaf of the two on average, where
+    scoring the left leaf whole to weigh it against the right one cost 1.5; measured on the count
+    tensor's R = 100 factors, leaves of 400 / 200 rows: 0.37 -> 0.33 s per iteration, this stage being
+    bound by reading the leaves' rows from memory). The pairs are grouped by
+    node so that a leaf's rows are read from memory once for all keys. The drawn row is written to
+    ``rows_out`` and folded into ``h``.
     """
     n = order.shape[0]
     rank = h.shape[1]
@@ -281,26 +284,16 @@ def _leaves_levelwise(factor, n_leaves, leaf_size, vectors, key_of, order, node_
     pairs = _level_pairs(key_of, node_of, pair_start)
     by_node = _pairs_by_node(node_of, pair_start, pairs, n_leaves // 2)
     for block in prange((pairs + _PAIR_BLOCK - 1) // _PAIR_BLOCK):
-        left_running = np.empty(leaf_size)
-        right_running = np.empty(leaf_size)
+        running = np.empty(2 * leaf_size)
         for i in range(block * _PAIR_BLOCK, min(pairs, (block + 1) * _PAIR_BLOCK)):
             q = by_node[i]
             p0 = pair_start[q]
             vector = vectors[key_of[p0]]
-            left_leaf = 2 * node_of[p0] - n_leaves
-            left_weight = _fill_leaf(factor, left_leaf, leaf_size, vector, left_running)
-            right_filled = False
+            first_row = (2 * node_of[p0] - n_leaves) * leaf_size
+            stop_row = min(first_row + 2 * leaf_size, factor.shape[0])
+            scanned = 0
             for p in range(p0, pair_start[q + 1]):
-                t = target[p]
-                if t < left_weight:
-                    row = _search_leaf(factor, left_leaf, leaf_size, left_running, t)
-                else:
-                    if not right_filled:
-                        _fill_leaf(factor, left_leaf + 1, leaf_size, vector, right_running)
-                        right_filled = True
-                    row = _search_leaf(factor, left_leaf + 1, leaf_size, right_running, t - left_weight)
-                    if row < 0:  # the right leaf has no weight after rounding: take the left one's last row
-                        row = _search_leaf(factor, left_leaf, leaf_size, left_running, np.inf)
+                row, scanned = _scan_leaves(factor, first_row, stop_row, vector, running, scanned, target[p])
                 s = order[p]
                 rows_out[s] = row
                 for j in range(rank):

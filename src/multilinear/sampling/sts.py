@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from multilinear._core import linalg
 from multilinear._core.rng import as_generator
 from multilinear._core.typing import RNGLike
 from multilinear._core.validation import check_positive_int
@@ -208,7 +209,7 @@ class STSSampler:
             rows[:, t] = drawn
             if t + 1 < len(modes):
                 prefix = _distinct_ids(prefix, drawn, self._factors[k].shape[0])
-        probs = np.einsum("nr,nr->n", h @ pinv, h) / krp_rank
+        probs = linalg.row_quadratic_forms(h, pinv) / krp_rank
         return rows, np.maximum(probs, 0.0)
 
 
