@@ -19,6 +19,25 @@ def test_duplicates_error_names_coordinate():
         ml.SparseTensor([[0, 1, 2], [1, 0, 0], [0, 1, 2]], [3.0, 4.0, 5.0], duplicates="error")
 
 
+def test_many_duplicates_summed_by_the_parallel_sort_as_by_a_reference():
+    # above 2**20 nonzeros the sort runs on numba's threads (kernels/radix_sort.py); the merged tensor is
+    # the sorted distinct coordinates with their values summed in input order
+    from multilinear.tensor.sparse import _RADIX_MIN_NONZEROS
+
+    rng = np.random.default_rng(0)
+    n = _RADIX_MIN_NONZEROS + 4321
+    idx = rng.integers(0, (60, 50, 40), size=(n, 3))
+    vals = rng.standard_normal(n)
+    X = ml.SparseTensor(idx, vals, (60, 50, 40))
+    keys = (idx[:, 0] * 50 + idx[:, 1]) * 40 + idx[:, 2]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    assert X.nnz == unique.shape[0] < n
+    np.testing.assert_array_equal((X.indices[:, 0] * 50 + X.indices[:, 1]) * 40 + X.indices[:, 2], unique)
+    sums = np.zeros(unique.shape[0])
+    np.add.at(sums, inverse.reshape(-1), vals)
+    np.testing.assert_allclose(X.values, sums, rtol=1e-12, atol=1e-12)
+
+
 def test_no_duplicates_keeps_order():
     idx = np.array([[2, 0], [0, 1], [1, 1]])
     X = ml.SparseTensor(idx, [1.0, 2.0, 3.0], (3, 2))
