@@ -193,7 +193,7 @@ class SparseTensor:
         write_tns(self, path, **kwargs)
 
 
-_RADIX_MIN_NONZEROS = 1 << 20  # below, np.argsort is as fast and needs no compiled kernel
+_RADIX_MIN_NONZEROS = 1 << 20  # smaller inputs keep numpy's sort (no compiled kernel to load for them)
 
 
 def _merge_duplicates(
@@ -211,7 +211,7 @@ def _merge_duplicates(
         if n >= _RADIX_MIN_NONZEROS:  # numba's threads (np.argsort stable: 9 s on 6e7 random keys)
             from multilinear.kernels.radix_sort import argsort_nonnegative
 
-            sorted_keys, order = argsort_nonnegative(keys)
+            sorted_keys, order = argsort_nonnegative(keys, overwrite=True)  # keys: not needed after
         else:
             order = np.argsort(keys, kind="stable")
             sorted_keys = keys[order]
