@@ -258,14 +258,15 @@ def section_breakdown(args) -> dict:
     """Seconds per iteration of each method, split by step, from warm factors (3 exact ALS iterations).
 
     Replays what ``cp_als`` does per mode with the library's own pieces, each timed: the randomized methods
-    draw rows (``sample``), build the sampled normal equations (``system``: merge repeated rows, KRP rows,
-    sampled Gram, fiber lookup and sampled MTTKRP), solve them (``solve``) and hand the new factor to the
-    sampler (``update``: STS tree rebuild or leverage scores); exact ALS does MTTKRP + solve per mode.
+    draw rows (``sample``), merge and weight them (``system``: merge repeated rows, KRP rows, sampled Gram,
+    fiber lookup), solve (``solve``: inverse Gram, design rows times it, sampled MTTKRP into the factor)
+    and hand the new factor to the sampler (``update``: STS tree rebuild or leverage scores); exact ALS
+    does MTTKRP + solve per mode.
     """
     import multilinear as ml
     from multilinear._core.threads import thread_limits
-    from multilinear.decompose._sketched import fiber_layout, sampled_system
-    from multilinear.decompose._solvers import ExactSolver, GramCache, solve_normal_equations
+    from multilinear.decompose._sketched import fiber_layout, sampled_rows
+    from multilinear.decompose._solvers import ExactSolver, GramCache, NormalEquations
     from multilinear.sampling import ProductLeverageSampler, STSSampler
 
     X = fit_time_tensor(args)
@@ -291,6 +292,7 @@ def section_breakdown(args) -> dict:
             ):
                 sampler = make(factors)
                 generator = np.random.default_rng(0)
+                solution = np.zeros((max(X.shape), rank))  # written, not kept (as the solver's buffers)
                 steps: dict[str, list[float]] = {"sample": [], "system": [], "solve": [], "update": []}
                 for _ in range(args.breakdown_repeats):
                     spent = dict.fromkeys(steps, 0.0)
@@ -298,9 +300,10 @@ def section_breakdown(args) -> dict:
                         t0 = time.perf_counter()
                         drawn, probs = sampler.sample(mode, args.samples, generator)
                         t1 = time.perf_counter()
-                        system = sampled_system(X, factors, mode, drawn, probs)
+                        system = sampled_rows(X, factors, mode, drawn, probs)
                         t2 = time.perf_counter()
-                        solve_normal_equations(system.rhs, system.gram)
+                        solved = NormalEquations(system.gram).solve(system.design)
+                        system.mttkrp(X, mode, solved, solution[: X.shape[mode]])
                         t3 = time.perf_counter()
                         sampler.update(mode, factors[mode])
                         t4 = time.perf_counter()

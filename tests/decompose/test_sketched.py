@@ -80,6 +80,30 @@ def test_sampled_system_equals_dense_reference(mode):
     assert system.distinct_rows == np.unique(rows, axis=0).shape[0]
 
 
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_solver_returns_the_solution_of_the_sampled_least_squares_problem(mode):
+    # the solver multiplies the design rows by the inverse Gram before the sampled MTTKRP: same solution
+    X = _planted_sparse((9, 7, 8), 3, seed=4, density=0.5)
+    dense = X.to_dense()
+    rng = np.random.default_rng(10 + mode)
+    factors = [rng.standard_normal((n, 3)) for n in X.shape]
+    others = [k for k in range(3) if k != mode]
+    dims = [X.shape[k] for k in others]
+    rows = np.column_stack([rng.integers(0, d, size=200) for d in dims])
+    probs = rng.uniform(0.5, 2.0, size=np.prod(dims))[np.ravel_multi_index(tuple(rows.T), dims)]
+    probs /= np.prod(dims)
+    solver = make_sketched_solver("sts", X, factors, samples=200, rng=0)
+    solver.sampler.sample = lambda exclude, n, rng: (rows, probs)
+    got = solver.solve(mode, factors, np.ones(3))
+    flat = np.ravel_multi_index(tuple(rows.T), dims)
+    scale = np.sqrt(1.0 / (200 * probs))
+    design = khatri_rao_rows([factors[k] for k in others])[flat] * scale[:, None]
+    target = _unfold_rows(dense, mode)[:, flat] * scale
+    wanted = np.linalg.lstsq(design, target.T, rcond=None)[0].T
+    assert_close_rel(got, wanted, "cp_factors_vs_reference", "float64")
+    assert solver.last_distinct_rows == np.unique(rows, axis=0).shape[0]
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_sketched_least_squares_near_optimal(method):
     # J = 2 R ln R / eps rows, eps = 0.1; over 20 fixed seeds per mode the measured 90th percentile of

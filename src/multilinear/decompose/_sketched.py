@@ -2,8 +2,9 @@
 
 Each solve of mode ``n`` draws ``J`` rows of the Khatri-Rao product (KRP) of the other factors, merges
 repeated rows (their weights ``1 / (J p)`` added), and solves the reweighted problem
-``min_A || S X_(n)^T - S K A^T ||`` through its normal equations: the sampled Gram ``K_S^T W K_S`` (R x R)
-and the sampled MTTKRP ``X_(n) S^T W K_S``, whose nonzeros are found by looking up each sampled row's
+``min_A || S X_(n)^T - S K A^T ||`` through its normal equations ``A G = X_(n) S^T W K_S`` with the sampled
+Gram ``G = K_S^T W K_S`` (R x R). The solution is computed as the sampled MTTKRP against the design rows
+times ``G^-1``, ``A = X_(n) S^T W (K_S G^-1)``, whose nonzeros are found by looking up each sampled row's
 fiber in a per-mode sorted layout of the tensor (built once, cached on the tensor).
 """
 
@@ -119,6 +120,88 @@ def fiber_layout(X: SparseTensor, mode: int) -> FiberLayout:
 
 
 @dataclass(frozen=True)
+class SampledRows:
+    """The distinct sampled rows of one sketched least-squares problem, merged and weighted.
+
+    Attributes
+    ----------
+    gram : ndarray, shape (R, R)
+        ``K_S^T W K_S``: the sampled, reweighted Gram matrix of the Khatri-Rao product.
+    design : ndarray, shape (S, R)
+        The distinct sampled KRP rows ``K_S`` (rows of zero weight dropped).
+    weights : ndarray, shape (S,)
+        The summed weights ``1 / (J p)`` of each distinct row's draws (``W``).
+    sample_fiber : ndarray of int64, shape (S,)
+        The fiber of the tensor each row meets (index into the mode's fiber layout), or -1 if none.
+    """
+
+    gram: np.ndarray
+    design: np.ndarray
+    weights: np.ndarray
+    sample_fiber: np.ndarray
+
+    @property
+    def distinct_rows(self) -> int:
+        """Distinct KRP rows among the draws."""
+        return int(self.design.shape[0])
+
+    def mttkrp(self, X: SparseTensor, mode: int, design: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = X_(mode) S^T W design``: the sampled MTTKRP against ``design`` (S, R), into ``out``."""
+        from multilinear.kernels.sampled_mttkrp import sampled_mttkrp
+
+        layout = fiber_layout(X, mode)
+        sampled_mttkrp(
+            layout.fiber_ptr,
+            layout.fiber_rows,
+            layout.fiber_values,
+            self.sample_fiber,
+            self.weights,
+            design,
+            out,
+        )
+        return out
+
+
+def sampled_rows(
+    X: SparseTensor, factors: list[np.ndarray], mode: int, rows: np.ndarray, probs: np.ndarray
+) -> SampledRows:
+    """Merge drawn KRP rows, weight them, form their Gram matrix and find their fibers.
+
+    Parameters
+    ----------
+    X : SparseTensor, shape (I_0, ..., I_{N-1})
+    factors : list of N ndarrays, factor ``k`` of shape (I_k, R)
+    mode : int
+        The mode solved for.
+    rows : ndarray of int64, shape (J, N - 1)
+        Drawn rows (indices into the other factors, ascending mode order).
+    probs : ndarray of float64, shape (J,)
+        Their probabilities; row ``s`` gets weight ``1 / (J * probs[s])`` (``inf`` gives weight 0).
+
+    Returns
+    -------
+    SampledRows
+    """
+    from multilinear.kernels.sampled_mttkrp import find_fibers
+
+    others = other_modes(X.ndim, mode)
+    draws = rows.shape[0]
+    keys = row_keys(rows, [X.shape[k] for k in others])
+    unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    with np.errstate(divide="ignore"):
+        draw_weights = 1.0 / (draws * probs)  # inf probability (a hybrid filler) gives weight 0
+    weights = np.bincount(inverse.ravel(), weights=draw_weights, minlength=unique_keys.shape[0])
+    useful = weights > 0
+    unique_keys, first, weights = unique_keys[useful], first[useful], weights[useful]
+    design = krp_rows(factors, others, rows[first])
+    gram = (design * weights[:, None]).T @ design
+    layout = fiber_layout(X, mode)
+    sample_fiber = np.empty(unique_keys.shape[0], dtype=np.int64)
+    find_fibers(layout.fiber_keys, unique_keys, sample_fiber)
+    return SampledRows(gram=gram, design=design, weights=weights, sample_fiber=sample_fiber)
+
+
+@dataclass(frozen=True)
 class SampledSystem:
     """The normal equations of one sketched least-squares problem.
 
@@ -145,47 +228,27 @@ def sampled_system(
     probs: np.ndarray,
     out: np.ndarray | None = None,
 ) -> SampledSystem:
-    """Build the sketched normal equations of ``mode`` from drawn KRP rows.
+    """Build the sketched normal equations of ``mode`` from drawn KRP rows (see :func:`sampled_rows`).
+
+    The solver does not form them: it multiplies the distinct design rows by the inverse Gram first and
+    runs the sampled MTTKRP on those, which gives the solution directly. This is the system itself, for
+    tests and measurements.
 
     Parameters
     ----------
-    X : SparseTensor, shape (I_0, ..., I_{N-1})
-    factors : list of N ndarrays, factor ``k`` of shape (I_k, R)
-    mode : int
-        The mode solved for.
-    rows : ndarray of int64, shape (J, N - 1)
-        Drawn rows (indices into the other factors, ascending mode order).
-    probs : ndarray of float64, shape (J,)
-        Their probabilities; row ``s`` gets weight ``1 / (J * probs[s])`` (``inf`` gives weight 0).
+    X, factors, mode, rows, probs
+        As :func:`sampled_rows`.
     out : ndarray of float64, shape (I_mode, R), optional
-        Buffer for the right-hand side (overwritten; a buffer reused across solves is not faulted in
-        afresh each time, which costs as much as the sampled MTTKRP itself on long modes).
+        Buffer for the right-hand side (overwritten).
 
     Returns
     -------
     SampledSystem
     """
-    from multilinear.kernels.sampled_mttkrp import find_fibers, sampled_mttkrp
-
-    others = other_modes(X.ndim, mode)
-    draws = rows.shape[0]
-    keys = row_keys(rows, [X.shape[k] for k in others])
-    unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    with np.errstate(divide="ignore"):
-        draw_weights = 1.0 / (draws * probs)  # inf probability (a hybrid filler) gives weight 0
-    weights = np.bincount(inverse.ravel(), weights=draw_weights, minlength=unique_keys.shape[0])
-    useful = weights > 0
-    unique_keys, first, weights = unique_keys[useful], first[useful], weights[useful]
-    design = krp_rows(factors, others, rows[first])
-    gram = (design * weights[:, None]).T @ design
-    layout = fiber_layout(X, mode)
-    sample_fiber = np.empty(unique_keys.shape[0], dtype=np.int64)
-    find_fibers(layout.fiber_keys, unique_keys, sample_fiber)
-    rhs = np.empty((X.shape[mode], design.shape[1])) if out is None else out
-    sampled_mttkrp(
-        layout.fiber_ptr, layout.fiber_rows, layout.fiber_values, sample_fiber, weights, design, rhs
-    )
-    return SampledSystem(gram=gram, rhs=rhs, distinct_rows=int(unique_keys.shape[0]))
+    sampled = sampled_rows(X, factors, mode, rows, probs)
+    rhs = np.empty((X.shape[mode], sampled.design.shape[1])) if out is None else out
+    sampled.mttkrp(X, mode, sampled.design, rhs)
+    return SampledSystem(gram=sampled.gram, rhs=rhs, distinct_rows=sampled.distinct_rows)
 
 
 class SketchedSolver:
@@ -228,14 +291,10 @@ class SketchedSolver:
         self._rng = rng
         self.last_distinct_rows = 0
         rank = sampler.rank
-        # One right-hand side for every mode, written (and so faulted in) here, at setup: a fresh
-        # (I_mode, R) array per solve is faulted in page by page, which costs more than the sampled MTTKRP
-        # on long modes. (The first iteration is still slower than the others: from the initial factors
-        # the solves draw ~4x more distinct rows; see docs/benchmarks/randomized_cp.md.)
-        self._rhs = np.zeros((max(X.shape), rank))
-        self._rhs.fill(0.0)
         # the solution of mode n goes to out[n] (C-contiguous float64, (I_n, R), the caller's to overwrite)
-        # or to a buffer of the solver's own, made at setup as well
+        # or to a buffer of the solver's own, written (and so faulted in) here, at setup: a fresh
+        # (I_mode, R) array per solve is faulted in page by page, which costs more than the sampled MTTKRP
+        # on long modes
         if out is None:
             out = [np.zeros((size, rank)) for size in X.shape]
             for buffer in out:
@@ -262,10 +321,13 @@ class SketchedSolver:
             # a zero factor makes the Khatri-Rao product zero: nothing to sample, and the exact solution is 0
             out[...] = 0.0
             return out
-        rhs = self._rhs[: self._X.shape[mode]]
-        system = sampled_system(self._X, factors, mode, rows, probs, out=rhs)
-        self.last_distinct_rows = system.distinct_rows
-        return NormalEquations(system.gram).solve(system.rhs, out=out)
+        sampled = sampled_rows(self._X, factors, mode, rows, probs)
+        self.last_distinct_rows = sampled.distinct_rows
+        # A = X_(n) S^T W K_S G^-1: the S distinct design rows times G^-1 (S x R x R), then the sampled
+        # MTTKRP writes the solution itself; forming the right-hand side first and multiplying it by
+        # G^-1 would cost I_n x R x R (R = 100 on 1.7e6 rows: 0.45 s per iteration) and an (I_n, R) buffer
+        solved = NormalEquations(sampled.gram).solve(sampled.design)
+        return sampled.mttkrp(self._X, mode, solved, out)
 
     def factor_changed(self, mode: int, factor: np.ndarray) -> None:
         """Hand the new factor to the sampler (the STS sampler rebuilds that factor's tree)."""
