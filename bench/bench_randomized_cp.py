@@ -197,6 +197,7 @@ def section_fit_time(args) -> dict:
             cmd += ["--fit-time-shape", *map(str, args.fit_time_shape)]
         cmd += ["--fit-time-rank", str(args.fit_time_rank), "--fit-time-iters", str(args.fit_time_iters)]
         cmd += ["--samples", str(args.samples), "--init", args.init]
+        cmd += ["--fit-time-seed", str(args.fit_time_seed)]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True)
         run = json.loads(out.stdout.strip().splitlines()[-1])
         runs.append(run)
@@ -236,7 +237,15 @@ def fit_time_one(args) -> None:
     small = ml.SparseTensor(X.indices[:5000], X.values[:5000], X.shape)
     run_cp(small, 3, args.method, 64, 1, 0, init=args.init)
     del small
-    run = run_cp(X, args.fit_time_rank, args.method, args.samples, args.fit_time_iters, 0, init=args.init)
+    run = run_cp(
+        X,
+        args.fit_time_rank,
+        args.method,
+        args.samples,
+        args.fit_time_iters,
+        args.fit_time_seed,
+        init=args.init,
+    )
     layouts = {}
     for key, value in X._cache.items():
         layouts[str(key)] = int(getattr(value, "nbytes", 0))
@@ -541,6 +550,12 @@ def main() -> None:
     parser.add_argument("--fit-time-exponent", type=float, default=1.1, help="counts: power-law exponent")
     parser.add_argument("--fit-time-rank", type=int, default=25)
     parser.add_argument("--fit-time-iters", type=int, default=30)
+    parser.add_argument(
+        "--fit-time-seed",
+        type=int,
+        default=0,
+        help="fit-time: seed of the initial factors and the draws (the tensor's own seed stays fixed)",
+    )
     parser.add_argument("--fit-time-methods", nargs="+", default=["exact", "arls-lev", "sts"])
     parser.add_argument(
         "--init",
