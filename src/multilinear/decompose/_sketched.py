@@ -201,56 +201,6 @@ def sampled_rows(
     return SampledRows(gram=gram, design=design, weights=weights, sample_fiber=sample_fiber)
 
 
-@dataclass(frozen=True)
-class SampledSystem:
-    """The normal equations of one sketched least-squares problem.
-
-    Attributes
-    ----------
-    gram : ndarray, shape (R, R)
-        ``K_S^T W K_S``: the sampled, reweighted Gram matrix of the Khatri-Rao product.
-    rhs : ndarray, shape (I_mode, R)
-        ``X_(mode) S^T W K_S``: the sampled MTTKRP.
-    distinct_rows : int
-        Distinct KRP rows among the draws.
-    """
-
-    gram: np.ndarray
-    rhs: np.ndarray
-    distinct_rows: int
-
-
-def sampled_system(
-    X: SparseTensor,
-    factors: list[np.ndarray],
-    mode: int,
-    rows: np.ndarray,
-    probs: np.ndarray,
-    out: np.ndarray | None = None,
-) -> SampledSystem:
-    """Build the sketched normal equations of ``mode`` from drawn KRP rows (see :func:`sampled_rows`).
-
-    The solver does not form them: it multiplies the distinct design rows by the inverse Gram first and
-    runs the sampled MTTKRP on those, which gives the solution directly. This is the system itself, for
-    tests and measurements.
-
-    Parameters
-    ----------
-    X, factors, mode, rows, probs
-        As :func:`sampled_rows`.
-    out : ndarray of float64, shape (I_mode, R), optional
-        Buffer for the right-hand side (overwritten).
-
-    Returns
-    -------
-    SampledSystem
-    """
-    sampled = sampled_rows(X, factors, mode, rows, probs)
-    rhs = np.empty((X.shape[mode], sampled.design.shape[1])) if out is None else out
-    sampled.mttkrp(X, mode, sampled.design, rhs)
-    return SampledSystem(gram=sampled.gram, rhs=rhs, distinct_rows=sampled.distinct_rows)
-
-
 class SketchedSolver:
     """A :class:`~multilinear.decompose.ModeSolver` that solves each mode's problem on sampled KRP rows.
 
