@@ -312,7 +312,7 @@ def section_breakdown(args) -> dict:
                         system = sampled_rows(X, factors, mode, drawn, probs)
                         t2 = time.perf_counter()
                         solved = NormalEquations(system.gram).solve(system.design)
-                        system.mttkrp(X, mode, solved, solution[: X.shape[mode]])
+                        system.mttkrp(solved, solution[: X.shape[mode]])
                         t3 = time.perf_counter()
                         sampler.update(mode, factors[mode])
                         t4 = time.perf_counter()

@@ -72,7 +72,7 @@ def test_sampled_rows_and_mttkrp_equal_dense_reference(mode):
     table = rng.uniform(0.5, 2.0, size=np.prod(dims)) / np.prod(dims)  # a probability per KRP row
     probs = table[np.ravel_multi_index(tuple(rows.T), dims)]
     system = sampled_rows(X, factors, mode, rows, probs)
-    rhs = system.mttkrp(X, mode, system.design, np.empty((X.shape[mode], 3)))
+    rhs = system.mttkrp(system.design, np.empty((X.shape[mode], 3)))
     weights = 1.0 / (300 * probs)
     design = khatri_rao_rows([factors[k] for k in others])[np.ravel_multi_index(tuple(rows.T), dims)]
     columns = _unfold_rows(dense, mode)[:, np.ravel_multi_index(tuple(rows.T), dims)]

@@ -132,28 +132,30 @@ class SampledRows:
     weights : ndarray, shape (S,)
         The summed weights ``1 / (J p)`` of each distinct row's draws (``W``).
     sample_fiber : ndarray of int64, shape (S,)
-        The fiber of the tensor each row meets (index into the mode's fiber layout), or -1 if none.
+        The fiber of the tensor each row meets (index into ``layout``), or -1 if none.
+    layout : FiberLayout
+        The fiber layout of the mode solved for.
     """
 
     gram: np.ndarray
     design: np.ndarray
     weights: np.ndarray
     sample_fiber: np.ndarray
+    layout: FiberLayout
 
     @property
     def distinct_rows(self) -> int:
         """Distinct KRP rows among the draws."""
         return int(self.design.shape[0])
 
-    def mttkrp(self, X: SparseTensor, mode: int, design: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def mttkrp(self, design: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``out = X_(mode) S^T W design``: the sampled MTTKRP against ``design`` (S, R), into ``out``."""
         from multilinear.kernels.sampled_mttkrp import sampled_mttkrp
 
-        layout = fiber_layout(X, mode)
         sampled_mttkrp(
-            layout.fiber_ptr,
-            layout.fiber_rows,
-            layout.fiber_values,
+            self.layout.fiber_ptr,
+            self.layout.fiber_rows,
+            self.layout.fiber_values,
             self.sample_fiber,
             self.weights,
             design,
@@ -198,7 +200,7 @@ def sampled_rows(
     layout = fiber_layout(X, mode)
     sample_fiber = np.empty(unique_keys.shape[0], dtype=np.int64)
     find_fibers(layout.fiber_keys, unique_keys, sample_fiber)
-    return SampledRows(gram=gram, design=design, weights=weights, sample_fiber=sample_fiber)
+    return SampledRows(gram=gram, design=design, weights=weights, sample_fiber=sample_fiber, layout=layout)
 
 
 class SketchedSolver:
@@ -277,7 +279,7 @@ class SketchedSolver:
         # MTTKRP writes the solution itself; forming the right-hand side first and multiplying it by
         # G^-1 would cost I_n x R x R (R = 100 on 1.7e6 rows: 0.45 s per iteration) and an (I_n, R) buffer
         solved = NormalEquations(sampled.gram).solve(sampled.design)
-        return sampled.mttkrp(self._X, mode, solved, out)
+        return sampled.mttkrp(solved, out)
 
     def factor_changed(self, mode: int, factor: np.ndarray) -> None:
         """Hand the new factor to the sampler (the STS sampler rebuilds that factor's tree)."""
